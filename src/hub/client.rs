@@ -1,0 +1,738 @@
+//! The JupyterHub REST client: one place that knows the API's paths, status codes,
+//! pagination, the progress event-stream, timeouts and the retry policy.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chrono::{DateTime, SecondsFormat, Utc};
+use eventsource_stream::Eventsource;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, RETRY_AFTER};
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use tokio::sync::Semaphore;
+use url::Url;
+
+use super::error::{HubError, Operation};
+use super::models::{ApiError, HubVersion, ProgressEvent, User, UserPage};
+use super::observe::Observer;
+use super::retry::{Idempotency, RetryPolicy};
+use super::token::Token;
+use crate::names::{OurName, Prefix};
+
+const PAGINATION_ACCEPT: &str = "application/jupyterhub-pagination+json";
+/// JupyterHub's largest page.
+const PAGE_LIMIT: u64 = 200;
+
+/// What a client needs; built from validated settings only.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The hub API base, ending in `/hub/api/`.
+    pub api_url: Url,
+    pub token: Token,
+    /// Limit for one attempt of one call, body included.
+    pub request_timeout: Duration,
+    /// Extra PEM CA certificates to trust.
+    pub ca_file: Option<PathBuf>,
+    /// Calls in flight at once (progress streams not included).
+    pub max_in_flight: usize,
+    pub retry: RetryPolicy,
+    /// How often to poll a server's state when polling is the only way.
+    pub poll_interval: Duration,
+    /// A progress stream silent for this long is given up (the hub sends keep-alives every 8 s).
+    pub progress_idle_timeout: Duration,
+}
+
+impl ClientConfig {
+    pub fn new(api_url: Url, token: Token) -> Self {
+        ClientConfig {
+            api_url,
+            token,
+            request_timeout: Duration::from_secs(30),
+            ca_file: None,
+            max_in_flight: 64,
+            retry: RetryPolicy::default(),
+            poll_interval: Duration::from_millis(500),
+            progress_idle_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientBuildError {
+    #[error("cannot read CA file {path}: {source}")]
+    CaFile {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("CA file {path} holds no usable PEM certificate: {detail}")]
+    CaCert { path: String, detail: String },
+    #[error("cannot build the HTTP client: {0}")]
+    Http(String),
+}
+
+/// The result of `POST /users/{name}/server`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartOutcome {
+    /// 201: ready within the hub's slow_spawn_timeout.
+    Ready,
+    /// 202: still starting (or a spawn was already pending).
+    Pending,
+    /// 400 "already running".
+    AlreadyRunning,
+}
+
+/// The result of `DELETE /users/{name}/server`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopOutcome {
+    /// 204.
+    Stopped,
+    /// 202: still stopping after the hub's slow_stop_timeout.
+    Pending,
+}
+
+/// Why waiting for a server to become ready ended without it being ready.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SpawnWaitError {
+    #[error("spawn failed: {0}")]
+    Failed(String),
+    #[error("not ready before the deadline")]
+    TimedOut,
+    #[error(transparent)]
+    Hub(#[from] HubError),
+}
+
+/// Why waiting for a server to stop ended without it being stopped.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StopWaitError {
+    #[error("still running at the deadline")]
+    TimedOut,
+    #[error(transparent)]
+    Hub(#[from] HubError),
+}
+
+#[derive(Clone)]
+pub struct HubClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    api: Url,
+    auth: HeaderValue,
+    cfg: ClientConfig,
+    observer: Arc<dyn Observer>,
+    permits: Semaphore,
+}
+
+impl std::fmt::Debug for HubClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubClient")
+            .field("api", &self.inner.api.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+impl HubClient {
+    pub fn new(cfg: ClientConfig, observer: Arc<dyn Observer>) -> Result<Self, ClientBuildError> {
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("hubsoak/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(cfg.request_timeout.min(Duration::from_secs(10)))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(path) = &cfg.ca_file {
+            let pem = std::fs::read(path).map_err(|source| ClientBuildError::CaFile {
+                path: path.display().to_string(),
+                source,
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                ClientBuildError::CaCert {
+                    path: path.display().to_string(),
+                    detail: e.to_string(),
+                }
+            })?;
+            if certs.is_empty() {
+                return Err(ClientBuildError::CaCert {
+                    path: path.display().to_string(),
+                    detail: "no certificate found".into(),
+                });
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder
+            .build()
+            .map_err(|e| ClientBuildError::Http(e.to_string()))?;
+        let mut auth = HeaderValue::from_str(&format!("token {}", cfg.token.expose()))
+            .map_err(|_| ClientBuildError::Http("the token is not a valid header value".into()))?;
+        auth.set_sensitive(true);
+        let mut api = cfg.api_url.clone();
+        if !api.path().ends_with('/') {
+            api.set_path(&format!("{}/", api.path()));
+        }
+        Ok(HubClient {
+            inner: Arc::new(Inner {
+                http,
+                api,
+                auth,
+                permits: Semaphore::new(cfg.max_in_flight.max(1)),
+                cfg,
+                observer,
+            }),
+        })
+    }
+
+    pub fn api_url(&self) -> &Url {
+        &self.inner.api
+    }
+
+    /// `{api}/a/b/c`, each segment escaped.
+    fn api_path(&self, segments: &[&str]) -> Url {
+        let mut url = self.inner.api.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
+        url
+    }
+
+    fn server_path(&self, name: &str, server_name: &str, tail: &[&str]) -> Url {
+        let mut segments = vec!["users", name];
+        if server_name.is_empty() {
+            segments.push("server");
+        } else {
+            segments.extend(["servers", server_name]);
+        }
+        segments.extend(tail);
+        self.api_path(&segments)
+    }
+
+    /// `/hub/health` lives beside the API, not under it.
+    fn health_url(&self) -> Url {
+        self.inner
+            .api
+            .join("../health")
+            .unwrap_or_else(|_| self.inner.api.clone())
+    }
+
+    /// One call, retried per the policy. `handle` turns a response into a result; it
+    /// answers statuses it does not expect with [`status_error`].
+    async fn call<T>(
+        &self,
+        op: Operation,
+        idempotency: Idempotency,
+        build: impl Fn() -> reqwest::RequestBuilder,
+        handle: impl Fn(StatusCode, &HeaderMap, Bytes) -> Result<T, HubError>,
+    ) -> Result<T, HubError> {
+        let (mut throttle_retries, mut error_retries) = (0u32, 0u32);
+        loop {
+            let result = self.attempt(op, &build, &handle).await;
+            let err = match result {
+                Ok(value) => return Ok(value),
+                Err(err) => err,
+            };
+            let delay = self.inner.cfg.retry.next_delay(
+                &err,
+                idempotency,
+                throttle_retries,
+                error_retries,
+            );
+            let Some(delay) = delay else {
+                return Err(err);
+            };
+            if err.status() == Some(429) {
+                throttle_retries += 1;
+            } else {
+                error_retries += 1;
+            }
+            tracing::debug!(operation = %op, reason = %err.reason(), delay_ms = delay.as_millis() as u64, "retrying");
+            self.inner.observer.on_retry(op);
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    async fn attempt<T>(
+        &self,
+        op: Operation,
+        build: &impl Fn() -> reqwest::RequestBuilder,
+        handle: &impl Fn(StatusCode, &HeaderMap, Bytes) -> Result<T, HubError>,
+    ) -> Result<T, HubError> {
+        let timeout = self.inner.cfg.request_timeout;
+        let _permit = self.inner.permits.acquire().await;
+        let started = Instant::now();
+        let result = async {
+            let response = build()
+                .header(AUTHORIZATION, self.inner.auth.clone())
+                .timeout(timeout)
+                .send()
+                .await
+                .map_err(|e| transport_error(op, &e, timeout))?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let body = response
+                .bytes()
+                .await
+                .map_err(|e| transport_error(op, &e, timeout))?;
+            handle(status, &headers, body)
+        }
+        .await;
+        self.inner.observer.on_request(
+            op,
+            started.elapsed(),
+            result.as_ref().err().map(HubError::reason),
+        );
+        result
+    }
+
+    fn request(&self, method: Method, url: Url) -> reqwest::RequestBuilder {
+        self.inner.http.request(method, url)
+    }
+
+    /// `GET /hub/api/`: the hub's version. Needs no scope.
+    pub async fn version(&self) -> Result<HubVersion, HubError> {
+        let op = Operation::Version;
+        let url = self.inner.api.clone();
+        self.call(
+            op,
+            Idempotency::Idempotent,
+            || self.request(Method::GET, url.clone()),
+            |status, headers, body| match status {
+                StatusCode::OK => decode(op, &body),
+                _ => Err(status_error(op, status, headers, &body)),
+            },
+        )
+        .await
+    }
+
+    /// `GET /hub/health`: the hub is serving. Not retried: a probe reports what it sees.
+    pub async fn health(&self) -> Result<(), HubError> {
+        let op = Operation::Health;
+        let url = self.health_url();
+        self.call(
+            op,
+            Idempotency::Once,
+            || self.request(Method::GET, url.clone()),
+            |status, headers, body| match status {
+                s if s.is_success() => Ok(()),
+                _ => Err(status_error(op, status, headers, &body)),
+            },
+        )
+        .await
+    }
+
+    /// `POST /users`: creates those of `names` that do not exist and returns them.
+    /// Names that exist are skipped by the hub (409 when all exist: an empty list here).
+    pub async fn create_users(&self, names: &[OurName]) -> Result<Vec<User>, HubError> {
+        let op = Operation::CreateUsers;
+        let url = self.api_path(&["users"]);
+        let body = serde_json::json!({ "usernames": names });
+        self.call(
+            op,
+            Idempotency::Idempotent,
+            || self.request(Method::POST, url.clone()).json(&body),
+            |status, headers, body| match status {
+                StatusCode::CREATED => decode(op, &body),
+                StatusCode::CONFLICT => Ok(Vec::new()),
+                _ => Err(status_error(op, status, headers, &body)),
+            },
+        )
+        .await
+    }
+
+    /// Every user whose name starts with `{prefix}-`, through every page. `name_filter`
+    /// is a substring match on the hub, so each name is checked again here.
+    pub async fn list_our_users(&self, prefix: &Prefix) -> Result<Vec<(OurName, User)>, HubError> {
+        let op = Operation::ListUsers;
+        let stem = prefix.stem();
+        let mut ours = Vec::new();
+        let mut offset = 0u64;
+        loop {
+            let mut url = self.api_path(&["users"]);
+            url.query_pairs_mut()
+                .append_pair("name_filter", &stem)
+                .append_pair("offset", &offset.to_string())
+                .append_pair("limit", &PAGE_LIMIT.to_string());
+            let page = self
+                .call(
+                    op,
+                    Idempotency::Idempotent,
+                    || {
+                        self.request(Method::GET, url.clone())
+                            .header(ACCEPT, PAGINATION_ACCEPT)
+                    },
+                    |status, headers, body| match status {
+                        StatusCode::OK => decode_page(op, &body),
+                        _ => Err(status_error(op, status, headers, &body)),
+                    },
+                )
+                .await?;
+            let got = page.items.len() as u64;
+            ours.extend(
+                page.items
+                    .into_iter()
+                    .filter_map(|u| prefix.claim(&u.name).map(|n| (n, u))),
+            );
+            match page.next_offset {
+                Some(next) if got > 0 && next > offset => offset = next,
+                _ => break,
+            }
+        }
+        Ok(ours)
+    }
+
+    /// `GET /users/{name}`; `None` if there is no such user.
+    pub async fn get_user(&self, name: &str) -> Result<Option<User>, HubError> {
+        let op = Operation::GetUser;
+        let url = self.api_path(&["users", name]);
+        self.call(
+            op,
+            Idempotency::Idempotent,
+            || self.request(Method::GET, url.clone()),
+            |status, headers, body| match status {
+                StatusCode::OK => decode(op, &body).map(Some),
+                StatusCode::NOT_FOUND => Ok(None),
+                _ => Err(status_error(op, status, headers, &body)),
+            },
+        )
+        .await
+    }
+
+    /// `POST /users/{name}/server` (or `/servers/{server_name}`), the body being the
+    /// user options (the form both 5.x and 6.x accept). Retried on 429 with
+    /// `Retry-After`: a throttled spawn never began, and a pending one answers 202.
+    pub async fn start_server(
+        &self,
+        name: &OurName,
+        server_name: &str,
+        user_options: Option<&serde_json::Value>,
+    ) -> Result<StartOutcome, HubError> {
+        let op = Operation::StartServer;
+        let url = self.server_path(name.as_str(), server_name, &[]);
+        let body = user_options
+            .cloned()
+            .unwrap_or_else(|| serde_json::json!({}));
+        self.call(
+            op,
+            Idempotency::Idempotent,
+            || self.request(Method::POST, url.clone()).json(&body),
+            |status, headers, body| match status {
+                StatusCode::CREATED => Ok(StartOutcome::Ready),
+                StatusCode::ACCEPTED => Ok(StartOutcome::Pending),
+                StatusCode::BAD_REQUEST if api_message(&body).contains("already running") => {
+                    Ok(StartOutcome::AlreadyRunning)
+                }
+                _ => Err(status_error(op, status, headers, &body)),
+            },
+        )
+        .await
+    }
+
+    /// `DELETE /users/{name}/server`: 204 stopped, 202 still stopping.
+    pub async fn stop_server(
+        &self,
+        name: &OurName,
+        server_name: &str,
+    ) -> Result<StopOutcome, HubError> {
+        let op = Operation::StopServer;
+        let url = self.server_path(name.as_str(), server_name, &[]);
+        self.call(
+            op,
+            Idempotency::Idempotent,
+            || self.request(Method::DELETE, url.clone()),
+            |status, headers, body| match status {
+                StatusCode::NO_CONTENT | StatusCode::OK => Ok(StopOutcome::Stopped),
+                StatusCode::ACCEPTED => Ok(StopOutcome::Pending),
+                _ => Err(status_error(op, status, headers, &body)),
+            },
+        )
+        .await
+    }
+
+    /// `DELETE /users/{name}`. `Ok(false)` if the user did not exist.
+    pub async fn delete_user(&self, name: &OurName) -> Result<bool, HubError> {
+        let op = Operation::DeleteUser;
+        let url = self.api_path(&["users", name.as_str()]);
+        self.call(
+            op,
+            Idempotency::Idempotent,
+            || self.request(Method::DELETE, url.clone()),
+            |status, headers, body| match status {
+                StatusCode::NO_CONTENT | StatusCode::OK => Ok(true),
+                StatusCode::NOT_FOUND => Ok(false),
+                _ => Err(status_error(op, status, headers, &body)),
+            },
+        )
+        .await
+    }
+
+    /// `POST /users/{name}/activity` shaped like a single-user server's report:
+    /// the user's and the named server's last activity.
+    pub async fn post_activity(
+        &self,
+        name: &str,
+        server_name: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), HubError> {
+        let op = Operation::Activity;
+        let url = self.api_path(&["users", name, "activity"]);
+        let ts = at.to_rfc3339_opts(SecondsFormat::Millis, true);
+        let body = serde_json::json!({
+            "last_activity": ts,
+            "servers": { server_name: { "last_activity": ts } },
+        });
+        self.call(
+            op,
+            Idempotency::Idempotent,
+            || self.request(Method::POST, url.clone()).json(&body),
+            |status, headers, body| match status {
+                s if s.is_success() => Ok(()),
+                _ => Err(status_error(op, status, headers, &body)),
+            },
+        )
+        .await
+    }
+
+    /// Opens `GET /users/{name}/server/progress`. A 400 means the server is neither
+    /// starting nor just failed.
+    pub async fn open_progress(
+        &self,
+        name: &str,
+        server_name: &str,
+    ) -> Result<ProgressStream, HubError> {
+        let op = Operation::Progress;
+        let url = self.server_path(name, server_name, &["progress"]);
+        let timeout = self.inner.cfg.request_timeout;
+        let started = Instant::now();
+        let result = async {
+            let send = self
+                .request(Method::GET, url.clone())
+                .header(AUTHORIZATION, self.inner.auth.clone())
+                .header(ACCEPT, "text/event-stream")
+                .send();
+            let response = tokio::time::timeout(timeout, send)
+                .await
+                .map_err(|_| HubError::Timeout { op, after: timeout })?
+                .map_err(|e| transport_error(op, &e, timeout))?;
+            if response.status() != StatusCode::OK {
+                let status = response.status();
+                let headers = response.headers().clone();
+                let body = tokio::time::timeout(timeout, response.bytes())
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .unwrap_or_default();
+                return Err(status_error(op, status, &headers, &body));
+            }
+            Ok(ProgressStream {
+                events: response.bytes_stream().eventsource().boxed(),
+                idle_timeout: self.inner.cfg.progress_idle_timeout,
+            })
+        }
+        .await;
+        self.inner.observer.on_request(
+            op,
+            started.elapsed(),
+            result.as_ref().err().map(HubError::reason),
+        );
+        result
+    }
+
+    /// Waits until the server is ready, by its progress stream, polling the user only
+    /// when the stream is unavailable or ends early.
+    pub async fn wait_until_ready(
+        &self,
+        name: &str,
+        server_name: &str,
+        deadline: Instant,
+    ) -> Result<(), SpawnWaitError> {
+        let watch = async {
+            match self.open_progress(name, server_name).await {
+                Ok(mut stream) => loop {
+                    match stream.next_event().await {
+                        Ok(Some(event)) if event.failed => {
+                            return Err(SpawnWaitError::Failed(
+                                event.message.unwrap_or_else(|| "no message".into()),
+                            ))
+                        }
+                        Ok(Some(event)) if event.ready => return Ok(()),
+                        Ok(Some(_)) => continue,
+                        // Ended or broke without a verdict: fall back to polling.
+                        Ok(None) | Err(_) => break,
+                    }
+                },
+                // Not pending: already ready, already gone, or an old hub.
+                Err(err) if err.status() == Some(400) || err.status() == Some(404) => {}
+                Err(err) if err.status().is_some() => return Err(SpawnWaitError::Hub(err)),
+                Err(_) => {}
+            }
+            self.poll_until_ready(name, server_name).await
+        };
+        match tokio::time::timeout_at(deadline.into(), watch).await {
+            Ok(result) => result,
+            Err(_) => Err(SpawnWaitError::TimedOut),
+        }
+    }
+
+    async fn poll_until_ready(&self, name: &str, server_name: &str) -> Result<(), SpawnWaitError> {
+        loop {
+            let user = self.get_user(name).await?;
+            let server = user.as_ref().and_then(|u| u.server(server_name));
+            match server {
+                Some(s) if s.ready => return Ok(()),
+                Some(s) if s.pending.is_some() => {}
+                Some(_) => {}
+                None => {
+                    return Err(SpawnWaitError::Failed(
+                        "the server is neither starting nor running".into(),
+                    ))
+                }
+            }
+            tokio::time::sleep(self.inner.cfg.poll_interval).await;
+        }
+    }
+
+    /// Polls until the server has left the user's `servers` (the hub has no stop stream).
+    pub async fn wait_until_stopped(
+        &self,
+        name: &str,
+        server_name: &str,
+        deadline: Instant,
+    ) -> Result<(), StopWaitError> {
+        let poll = async {
+            loop {
+                let user = self.get_user(name).await?;
+                if user.as_ref().and_then(|u| u.server(server_name)).is_none() {
+                    return Ok(());
+                }
+                tokio::time::sleep(self.inner.cfg.poll_interval).await;
+            }
+        };
+        match tokio::time::timeout_at(deadline.into(), poll).await {
+            Ok(result) => result,
+            Err(_) => Err(StopWaitError::TimedOut),
+        }
+    }
+}
+
+/// The events of a spawn's progress stream.
+pub struct ProgressStream {
+    events: BoxStream<
+        'static,
+        Result<eventsource_stream::Event, eventsource_stream::EventStreamError<reqwest::Error>>,
+    >,
+    idle_timeout: Duration,
+}
+
+impl ProgressStream {
+    /// The next event; `Ok(None)` when the hub closed the stream.
+    pub async fn next_event(&mut self) -> Result<Option<ProgressEvent>, HubError> {
+        let op = Operation::Progress;
+        loop {
+            let next = tokio::time::timeout(self.idle_timeout, self.events.next())
+                .await
+                .map_err(|_| HubError::Timeout {
+                    op,
+                    after: self.idle_timeout,
+                })?;
+            match next {
+                None => return Ok(None),
+                Some(Err(e)) => {
+                    return Err(HubError::Connection {
+                        op,
+                        detail: e.to_string(),
+                    })
+                }
+                // Keep-alives and comments carry no data.
+                Some(Ok(event)) if event.data.trim().is_empty() => continue,
+                Some(Ok(event)) => {
+                    return serde_json::from_str(&event.data).map(Some).map_err(|e| {
+                        HubError::InvalidResponse {
+                            op,
+                            detail: format!("progress event: {e}"),
+                        }
+                    })
+                }
+            }
+        }
+    }
+}
+
+struct Page {
+    items: Vec<User>,
+    next_offset: Option<u64>,
+}
+
+/// A paginated page, or — from a hub too old to paginate — a plain list, paged by offset.
+fn decode_page(op: Operation, body: &Bytes) -> Result<Page, HubError> {
+    if let Ok(page) = serde_json::from_slice::<UserPage>(body) {
+        let next_offset = page.pagination.next.as_ref().map(|n| n.offset);
+        return Ok(Page {
+            items: page.items,
+            next_offset,
+        });
+    }
+    let items: Vec<User> = decode(op, body)?;
+    let next_offset = (items.len() as u64 >= PAGE_LIMIT).then_some(items.len() as u64);
+    Ok(Page { items, next_offset })
+}
+
+fn decode<T: DeserializeOwned>(op: Operation, body: &Bytes) -> Result<T, HubError> {
+    serde_json::from_slice(body).map_err(|e| HubError::InvalidResponse {
+        op,
+        detail: e.to_string(),
+    })
+}
+
+fn api_message(body: &Bytes) -> String {
+    serde_json::from_slice::<ApiError>(body)
+        .ok()
+        .and_then(|e| e.message)
+        .unwrap_or_default()
+}
+
+/// An error for a status the call did not expect, with the hub's message and, on a
+/// 429, its `Retry-After`.
+pub fn status_error(op: Operation, status: StatusCode, headers: &HeaderMap, body: &Bytes) -> HubError {
+    if status.is_success() {
+        return HubError::InvalidResponse {
+            op,
+            detail: format!("unexpected status {status}"),
+        };
+    }
+    let mut message = api_message(body);
+    if message.is_empty() {
+        message = status.canonical_reason().unwrap_or("").to_string();
+    }
+    // Keep error lines short whatever the hub sends.
+    message.truncate(200);
+    let retry_after = headers
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    HubError::Status {
+        op,
+        status: status.as_u16(),
+        message,
+        retry_after,
+    }
+}
+
+fn transport_error(op: Operation, err: &reqwest::Error, timeout: Duration) -> HubError {
+    if err.is_timeout() {
+        HubError::Timeout { op, after: timeout }
+    } else {
+        // The URL in reqwest's message is ours to show; headers never appear in it.
+        let mut detail = err.to_string();
+        let mut source = std::error::Error::source(err);
+        while let Some(s) = source {
+            detail.push_str(": ");
+            detail.push_str(&s.to_string());
+            source = s.source();
+        }
+        HubError::Connection { op, detail }
+    }
+}

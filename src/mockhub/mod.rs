@@ -1,0 +1,510 @@
+//! An in-process JupyterHub simulator, faithful to the API as a real 6.x hub answers it
+//! (../shared/research/jupyterhub-facts.md): status codes, timing, throttling, the
+//! progress stream, its own `/hub/metrics` as ground truth, and fault switches for tests.
+//! Where it and a real hub disagree, this is what must change.
+
+mod api;
+mod state;
+
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
+
+use hyper_util::rt::TokioIo;
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntGauge, Registry, TextEncoder};
+use rand::Rng;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub use state::Phase;
+use state::{HubState, Phase as P};
+
+/// JupyterHub's own spawn-duration buckets.
+pub const HUB_SPAWN_BUCKETS: [f64; 12] = [
+    0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 180.0, 300.0, 600.0,
+];
+
+#[derive(Debug, Clone)]
+pub struct MockConfig {
+    /// The one API token the simulated hub accepts.
+    pub token: String,
+    /// Reported by `GET /hub/api/` and `X-JupyterHub-Version`.
+    pub version: String,
+    pub spawn_delay: Duration,
+    /// A random extra 0..=jitter per spawn.
+    pub spawn_jitter: Duration,
+    pub stop_delay: Duration,
+    /// Probability that a spawn fails.
+    pub spawn_failure_rate: f64,
+    /// Pending spawns beyond which a start gets 429 with Retry-After (JupyterHub's
+    /// concurrent_spawn_limit); `None` for no limit.
+    pub concurrent_spawn_limit: Option<usize>,
+    /// Active servers beyond which a start gets 429 without Retry-After.
+    pub active_server_limit: Option<usize>,
+    /// Retry-After seconds, drawn uniformly (JupyterHub: 30..=60).
+    pub retry_after: RangeInclusive<u64>,
+    pub slow_spawn_timeout: Duration,
+    pub slow_stop_timeout: Duration,
+    pub allow_named_servers: bool,
+    pub faults: Faults,
+}
+
+impl Default for MockConfig {
+    fn default() -> Self {
+        MockConfig {
+            token: "mock-token".into(),
+            version: "6.1.1".into(),
+            spawn_delay: Duration::from_secs(2),
+            spawn_jitter: Duration::ZERO,
+            stop_delay: Duration::ZERO,
+            spawn_failure_rate: 0.0,
+            concurrent_spawn_limit: None,
+            active_server_limit: None,
+            retry_after: 30..=60,
+            slow_spawn_timeout: Duration::from_secs(10),
+            slow_stop_timeout: Duration::from_secs(10),
+            allow_named_servers: false,
+            faults: Faults::default(),
+        }
+    }
+}
+
+/// Failures injected before a request reaches the API (never on `/hub/metrics`,
+/// which tests read as ground truth).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Faults {
+    /// Probability of a 503 instead of the answer.
+    pub server_error_rate: f64,
+    /// Added before every answer.
+    pub added_latency: Duration,
+    /// Probability that a JSON answer's body is cut short.
+    pub malformed_json_rate: f64,
+    /// Probability that the connection is closed without an answer.
+    pub drop_rate: f64,
+}
+
+/// What the simulator saw, for tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MockStats {
+    /// Every request received, faults included.
+    pub requests: u64,
+    /// Requests that change state (POST, DELETE, PUT, PATCH).
+    pub mutating_requests: u64,
+    /// 429s sent with Retry-After.
+    pub throttled: u64,
+    /// Starts that came back for a user before its Retry-After had passed.
+    pub early_retries: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    requests: AtomicU64,
+    mutating_requests: AtomicU64,
+    throttled: AtomicU64,
+    early_retries: AtomicU64,
+}
+
+/// The hub's own metrics: what hubsoak's numbers are checked against.
+struct Truth {
+    registry: Registry,
+    spawn: HistogramVec,
+    stop: HistogramVec,
+    running: IntGauge,
+    total_users: IntGauge,
+}
+
+impl Truth {
+    fn new() -> Self {
+        let registry = Registry::new();
+        let spawn = HistogramVec::new(
+            HistogramOpts::new(
+                "jupyterhub_server_spawn_duration_seconds",
+                "Time taken for server spawning operation",
+            )
+            .buckets(HUB_SPAWN_BUCKETS.to_vec()),
+            &["status", "reason"],
+        )
+        .expect("static metric definition");
+        let stop = HistogramVec::new(
+            HistogramOpts::new(
+                "jupyterhub_server_stop_seconds",
+                "Time taken for server stopping operation",
+            )
+            .buckets(HUB_SPAWN_BUCKETS.to_vec()),
+            &["status"],
+        )
+        .expect("static metric definition");
+        let running = IntGauge::new(
+            "jupyterhub_running_servers",
+            "The number of user servers currently running",
+        )
+        .expect("static metric definition");
+        let total_users = IntGauge::new("jupyterhub_total_users", "Total number of users")
+            .expect("static metric definition");
+        for (status, reason) in [
+            ("success", ""),
+            ("failure", ""),
+            ("error", ""),
+            ("failure", "throttled"),
+            ("failure", "too-many-users"),
+            ("failure", "already-pending"),
+        ] {
+            spawn.with_label_values(&[status, reason]);
+        }
+        for status in ["success", "failure"] {
+            stop.with_label_values(&[status]);
+        }
+        for c in [
+            Box::new(spawn.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(stop.clone()),
+            Box::new(running.clone()),
+            Box::new(total_users.clone()),
+        ] {
+            registry.register(c).expect("unique metric names");
+        }
+        Truth {
+            registry,
+            spawn,
+            stop,
+            running,
+            total_users,
+        }
+    }
+}
+
+struct Inner {
+    cfg: MockConfig,
+    faults: RwLock<Faults>,
+    state: Mutex<HubState>,
+    /// Bumped on every phase change; waiters re-read the state.
+    changes: watch::Sender<u64>,
+    truth: Truth,
+    counters: Counters,
+}
+
+/// A simulated hub. Cheap to clone; clones share state, so a test can stop serving
+/// and serve again on the same port with everything intact.
+#[derive(Clone)]
+pub struct MockHub {
+    inner: Arc<Inner>,
+}
+
+/// A running server for a [`MockHub`].
+pub struct MockServer {
+    pub addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl MockServer {
+    /// `http://addr/hub/api`.
+    pub fn api_url(&self) -> String {
+        format!("http://{}/hub/api", self.addr)
+    }
+
+    /// Stops accepting and drops every open connection, as a killed hub would.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.task.await;
+    }
+}
+
+impl MockHub {
+    pub fn new(cfg: MockConfig) -> Self {
+        let (changes, _) = watch::channel(0);
+        MockHub {
+            inner: Arc::new(Inner {
+                faults: RwLock::new(cfg.faults.clone()),
+                cfg,
+                state: Mutex::new(HubState::default()),
+                changes,
+                truth: Truth::new(),
+                counters: Counters::default(),
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &MockConfig {
+        &self.inner.cfg
+    }
+
+    /// Serves on `listener` until `shutdown`; then drops every connection.
+    pub async fn serve(
+        &self,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<()> {
+        let router = api::router(self.clone());
+        let mut connections = JoinSet::new();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                accepted = listener.accept() => {
+                    let Ok((stream, _)) = accepted else { continue };
+                    let _ = stream.set_nodelay(true);
+                    let hub = self.clone();
+                    let router = router.clone();
+                    connections.spawn(async move {
+                        let service = hyper::service::service_fn(move |req| {
+                            api::handle_with_faults(hub.clone(), router.clone(), req)
+                        });
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+            }
+            while connections.try_join_next().is_some() {}
+        }
+        connections.abort_all();
+        Ok(())
+    }
+
+    /// Binds `addr` (use port 0) and serves in the background.
+    pub async fn start(&self, addr: SocketAddr) -> std::io::Result<MockServer> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let shutdown = CancellationToken::new();
+        let hub = self.clone();
+        let token = shutdown.clone();
+        let task = tokio::spawn(async move { hub.serve(listener, token).await });
+        Ok(MockServer {
+            addr,
+            shutdown,
+            task,
+        })
+    }
+
+    pub fn set_faults(&self, faults: Faults) {
+        *self.inner.faults.write().unwrap_or_else(|e| e.into_inner()) = faults;
+    }
+
+    fn faults(&self) -> Faults {
+        self.inner
+            .faults
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn stats(&self) -> MockStats {
+        let c = &self.inner.counters;
+        MockStats {
+            requests: c.requests.load(Ordering::Relaxed),
+            mutating_requests: c.mutating_requests.load(Ordering::Relaxed),
+            throttled: c.throttled.load(Ordering::Relaxed),
+            early_retries: c.early_retries.load(Ordering::Relaxed),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HubState> {
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every user name, sorted.
+    pub fn user_names(&self) -> Vec<String> {
+        self.lock().users.keys().cloned().collect()
+    }
+
+    /// Creates a user directly (a test's "not ours" users).
+    pub fn add_user(&self, name: &str) {
+        let mut st = self.lock();
+        if !st.users.contains_key(name) {
+            st.add_user(name, false);
+        }
+        self.inner.truth.total_users.set(st.users.len() as i64);
+    }
+
+    /// Puts a user's server straight into Running (no spawn recorded).
+    pub fn seed_running(&self, name: &str, server: &str) {
+        let mut st = self.lock();
+        if st.server_entry(name, server).is_some() {
+            st.set_phase(name, server, P::Running, true);
+        }
+        self.inner.truth.running.set(st.running as i64);
+    }
+
+    /// The phase of a user's server, if the user exists.
+    pub fn phase(&self, name: &str, server: &str) -> Option<Phase> {
+        self.lock()
+            .users
+            .get(name)
+            .map(|u| u.servers.get(server).map_or(P::Stopped, |s| s.phase.clone()))
+    }
+
+    /// The user's last activity as the hub recorded it.
+    pub fn last_activity(&self, name: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.lock().users.get(name).and_then(|u| u.last_activity)
+    }
+
+    /// Servers currently (spawning, running, stopping).
+    pub fn server_counts(&self) -> (usize, usize, usize) {
+        let st = self.lock();
+        (st.spawning, st.running, st.stopping)
+    }
+
+    /// `jupyterhub_server_spawn_duration_seconds_count{status, reason}`.
+    pub fn spawn_count(&self, status: &str, reason: &str) -> u64 {
+        self.inner
+            .truth
+            .spawn
+            .with_label_values(&[status, reason])
+            .get_sample_count()
+    }
+
+    /// `jupyterhub_server_stop_seconds_count{status}`.
+    pub fn stop_count(&self, status: &str) -> u64 {
+        self.inner
+            .truth
+            .stop
+            .with_label_values(&[status])
+            .get_sample_count()
+    }
+
+    /// The `/hub/metrics` text.
+    pub fn metrics_text(&self) -> String {
+        let mut buf = Vec::new();
+        let _ = TextEncoder::new().encode(&self.inner.truth.registry.gather(), &mut buf);
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+
+    fn notify(&self) {
+        self.inner.changes.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    fn sync_gauges(&self, st: &HubState) {
+        self.inner.truth.running.set(st.running as i64);
+        self.inner.truth.total_users.set(st.users.len() as i64);
+    }
+
+    /// Starts a spawn; a timer finishes it. Returns the spawn's generation.
+    fn begin_spawn(&self, st: &mut HubState, user: &str, server: &str) -> u64 {
+        let generation = st.set_phase(user, server, P::Spawning, true);
+        let cfg = &self.inner.cfg;
+        let (delay, fails) = {
+            let mut rng = rand::thread_rng();
+            let jitter = if cfg.spawn_jitter.is_zero() {
+                Duration::ZERO
+            } else {
+                cfg.spawn_jitter.mul_f64(rng.gen_range(0.0..=1.0))
+            };
+            (
+                cfg.spawn_delay + jitter,
+                rng.gen_bool(cfg.spawn_failure_rate.clamp(0.0, 1.0)),
+            )
+        };
+        let hub = self.clone();
+        let (user, server) = (user.to_string(), server.to_string());
+        let began = Instant::now();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay / 2).await;
+            {
+                let mut st = hub.lock();
+                match st.server_mut(&user, &server) {
+                    Some(s) if s.generation == generation && s.phase == P::Spawning => {
+                        s.progress = 50
+                    }
+                    _ => return,
+                }
+            }
+            hub.notify();
+            tokio::time::sleep(delay - delay / 2).await;
+            let mut st = hub.lock();
+            let current = st
+                .server_mut(&user, &server)
+                .is_some_and(|s| s.generation == generation && s.phase == P::Spawning);
+            if !current {
+                return;
+            }
+            let seconds = began.elapsed().as_secs_f64();
+            if fails {
+                st.set_phase(
+                    &user,
+                    &server,
+                    P::Failed("Spawn failed: simulated spawner failure".into()),
+                    false,
+                );
+                hub.inner
+                    .truth
+                    .spawn
+                    .with_label_values(&["error", ""])
+                    .observe(seconds);
+            } else {
+                st.set_phase(&user, &server, P::Running, false);
+                hub.inner
+                    .truth
+                    .spawn
+                    .with_label_values(&["success", ""])
+                    .observe(seconds);
+            }
+            hub.sync_gauges(&st);
+            drop(st);
+            hub.notify();
+        });
+        generation
+    }
+
+    /// Starts a stop; a timer finishes it. Returns the stop's generation.
+    fn begin_stop(&self, st: &mut HubState, user: &str, server: &str) -> u64 {
+        let generation = st.set_phase(user, server, P::Stopping, true);
+        self.sync_gauges(st);
+        let delay = self.inner.cfg.stop_delay;
+        let hub = self.clone();
+        let (user, server) = (user.to_string(), server.to_string());
+        let began = Instant::now();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let mut st = hub.lock();
+            let current = st
+                .server_mut(&user, &server)
+                .is_some_and(|s| s.generation == generation && s.phase == P::Stopping);
+            if current {
+                st.set_phase(&user, &server, P::Stopped, false);
+                hub.inner
+                    .truth
+                    .stop
+                    .with_label_values(&["success"])
+                    .observe(began.elapsed().as_secs_f64());
+                hub.sync_gauges(&st);
+            }
+            drop(st);
+            hub.notify();
+        });
+        generation
+    }
+
+    /// Waits until the server of `generation` leaves `transient` or `limit` passes;
+    /// returns the phase then (`None` if the user or that generation is gone).
+    async fn settle(
+        &self,
+        user: &str,
+        server: &str,
+        generation: u64,
+        transient: &Phase,
+        limit: Duration,
+    ) -> Option<Phase> {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut changes = self.inner.changes.subscribe();
+        loop {
+            let phase = {
+                let st = self.lock();
+                let s = st.users.get(user)?.servers.get(server)?;
+                if s.generation != generation {
+                    return None;
+                }
+                s.phase.clone()
+            };
+            if &phase != transient {
+                return Some(phase);
+            }
+            match tokio::time::timeout_at(deadline, changes.changed()).await {
+                Ok(Ok(())) => {}
+                _ => return Some(phase),
+            }
+        }
+    }
+}

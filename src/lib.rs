@@ -1,5 +1,14 @@
 //! hubsoak: load, stress and soak testing for JupyterHub.
+//!
+//! Data flows one way: `config::Settings` → a runner (`oneshot`) → the hub client
+//! (`hub`) → a report. `mockhub` is a JupyterHub simulator for tests and demos.
 
+pub mod cli;
+pub mod config;
 pub mod hub;
-pub mod names;
+pub mod logging;
 pub mod mockhub;
+pub mod names;
+pub mod oneshot;
+pub mod report;
+pub mod signals;

@@ -1,1 +1,139 @@
-fn main(){}
+//! The `hubsoak` binary: parse, validate, set up logs, run, map the outcome to an exit
+//! code — 0 all good, 1 the run finished but something failed (or could not run),
+//! 2 bad input (one line each, nothing sent).
+
+use std::process::ExitCode;
+
+use clap::error::ErrorKind;
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+use hubsoak::cli::Cli;
+use hubsoak::config::{CommandSettings, MockHubSettings, Settings};
+use hubsoak::hub::Token;
+use hubsoak::mockhub::MockHub;
+use hubsoak::oneshot::{self, Outcome};
+
+const EXIT_FAILURES: u8 = 1;
+const EXIT_BAD_INPUT: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return clap_exit(e),
+    };
+    let env = |key: &str| std::env::var(key).ok();
+    let settings = match Settings::from_cli(cli, &env) {
+        Ok(s) => s,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("hubsoak: error: {e}");
+            }
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    match hubsoak::logging::init(&settings.log) {
+        Ok(Some(path)) => eprintln!("hubsoak: logging to {}", path.display()),
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("hubsoak: error: --log-to-file: {e}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("hubsoak: error: cannot start the runtime: {e}");
+            return ExitCode::from(EXIT_FAILURES);
+        }
+    };
+    runtime.block_on(run(settings))
+}
+
+/// clap's help and version go to stdout as usual; its errors become one line.
+fn clap_exit(e: clap::Error) -> ExitCode {
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+        _ => {
+            let rendered = e.render().to_string();
+            let first = rendered.lines().next().unwrap_or("invalid arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("hubsoak: error: {first} (see hubsoak --help)");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+    }
+}
+
+async fn run(settings: Settings) -> ExitCode {
+    let cancel = CancellationToken::new();
+    if let Err(e) = hubsoak::signals::install(cancel.clone()) {
+        tracing::warn!(error = %e, "cannot install signal handlers");
+    }
+    let result = match &settings.command {
+        CommandSettings::StressTest(s) => oneshot::stress::run(s, cancel).await,
+        CommandSettings::ActivityStressTest(s) => oneshot::activity::run(s, cancel).await,
+        CommandSettings::Purge(s) => oneshot::purge::run(s, cancel).await,
+        CommandSettings::MockHub(s) => return mock_hub(s, cancel).await,
+    };
+    match result {
+        Ok((Outcome::Clean, _)) => ExitCode::SUCCESS,
+        Ok((Outcome::Failures, _)) => ExitCode::from(EXIT_FAILURES),
+        Err(e) => {
+            tracing::error!(error = %e, "run failed");
+            eprintln!("hubsoak: error: {e}");
+            ExitCode::from(EXIT_FAILURES)
+        }
+    }
+}
+
+async fn mock_hub(s: &MockHubSettings, cancel: CancellationToken) -> ExitCode {
+    let mut config = s.config.clone();
+    let token = match &s.token {
+        Some(t) => t.clone(),
+        None => {
+            // A made-up token for a simulator: safe, and necessary, to print.
+            let made: String = {
+                use rand::Rng;
+                rand::thread_rng()
+                    .sample_iter(rand::distributions::Alphanumeric)
+                    .take(32)
+                    .map(char::from)
+                    .collect()
+            };
+            println!("export JUPYTERHUB_API_TOKEN={made}");
+            match Token::new(&made) {
+                Ok(t) => t,
+                Err(_) => return ExitCode::from(EXIT_FAILURES),
+            }
+        }
+    };
+    config.token = token.expose().to_string();
+    let hub = MockHub::new(config);
+    let listener = match tokio::net::TcpListener::bind(s.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("hubsoak: error: --listen: cannot bind {}: {e}", s.listen);
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    let addr = listener.local_addr().unwrap_or(s.listen);
+    println!("export JUPYTERHUB_ENDPOINT=http://{addr}/hub/api");
+    tracing::info!(%addr, "simulated JupyterHub serving; Ctrl-C to stop");
+    match hub.serve(listener, cancel).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hubsoak: error: {e}");
+            ExitCode::from(EXIT_FAILURES)
+        }
+    }
+}

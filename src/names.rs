@@ -13,7 +13,9 @@ pub struct Prefix(String);
 pub struct OurName(String);
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("prefix {0:?} must be 1-32 characters of a-z, 0-9, '_' or '-', starting with a letter or digit")]
+#[error(
+    "prefix {0:?} must be 1-32 characters of a-z, 0-9, '_' or '-', starting with a letter or digit"
+)]
 pub struct InvalidPrefix(pub String);
 
 impl Prefix {

@@ -234,12 +234,11 @@ impl HubClient {
                 Ok(value) => return Ok(value),
                 Err(err) => err,
             };
-            let delay = self.inner.cfg.retry.next_delay(
-                &err,
-                idempotency,
-                throttle_retries,
-                error_retries,
-            );
+            let delay =
+                self.inner
+                    .cfg
+                    .retry
+                    .next_delay(&err, idempotency, throttle_retries, error_retries);
             let Some(delay) = delay else {
                 return Err(err);
             };
@@ -695,7 +694,12 @@ fn api_message(body: &Bytes) -> String {
 
 /// An error for a status the call did not expect, with the hub's message and, on a
 /// 429, its `Retry-After`.
-pub fn status_error(op: Operation, status: StatusCode, headers: &HeaderMap, body: &Bytes) -> HubError {
+pub fn status_error(
+    op: Operation,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> HubError {
     if status.is_success() {
         return HubError::InvalidResponse {
             op,

@@ -71,11 +71,12 @@ impl RetryPolicy {
                 let jitter = base.mul_f64(rand::thread_rng().gen_range(0.0..0.2));
                 Some(base + jitter)
             }
-            (FailureReason::ServerError, HubError::Status { status, .. })
-                if matches!(status, 502..=504) =>
-            {
-                self.backoff(error_retries)
-            }
+            (
+                FailureReason::ServerError,
+                HubError::Status {
+                    status: 502..=504, ..
+                },
+            ) => self.backoff(error_retries),
             (FailureReason::Timeout | FailureReason::Connection, _) => self.backoff(error_retries),
             _ => None,
         }

@@ -1,5 +1,8 @@
 //! The simulated hub's HTTP surface: routes, auth, the fault layer and each handler.
 
+// An early-return response is built once per request; boxing it would buy nothing.
+#![allow(clippy::result_large_err)]
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
@@ -48,7 +51,10 @@ pub fn router(hub: MockHub) -> Router {
             "/hub/api/users/{name}/servers/{server}",
             axum::routing::post(start_named).delete(stop_named),
         )
-        .route("/hub/api/users/{name}/server/progress", get(progress_default))
+        .route(
+            "/hub/api/users/{name}/server/progress",
+            get(progress_default),
+        )
         .route(
             "/hub/api/users/{name}/servers/{server}/progress",
             get(progress_named),
@@ -80,7 +86,12 @@ pub async fn handle_with_faults(
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
     let faults = hub.faults();
-    let faultable = req.uri().path() != "/hub/metrics";
+    let path = req.uri().path();
+    let faultable = path != "/hub/metrics"
+        && faults
+            .only_paths_containing
+            .as_deref()
+            .is_none_or(|only| path.contains(only));
     let mut malformed = false;
     if faultable {
         if !faults.added_latency.is_zero() {
@@ -160,8 +171,7 @@ fn authorize(hub: &MockHub, headers: &HeaderMap) -> Result<(), Resp> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             let (scheme, token) = v.split_once(' ')?;
-            matches!(scheme.to_ascii_lowercase().as_str(), "token" | "bearer")
-                .then(|| token.trim())
+            matches!(scheme.to_ascii_lowercase().as_str(), "token" | "bearer").then(|| token.trim())
         });
     if given == Some(hub.inner.cfg.token.as_str()) {
         Ok(())
@@ -190,10 +200,7 @@ async fn health() -> Resp {
 }
 
 async fn version(State(hub): State<MockHub>) -> Resp {
-    json_response(
-        StatusCode::OK,
-        &json!({ "version": hub.inner.cfg.version }),
-    )
+    json_response(StatusCode::OK, &json!({ "version": hub.inner.cfg.version }))
 }
 
 async fn metrics(State(hub): State<MockHub>, headers: HeaderMap) -> Resp {
@@ -305,6 +312,10 @@ async fn create_users(State(hub): State<MockHub>, headers: HeaderMap, body: Byte
         if !st.users.contains_key(name) {
             st.add_user(name, admin);
             created.push(name.clone());
+            hub.inner
+                .counters
+                .users_created
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
     hub.sync_gauges(&st);
@@ -427,7 +438,13 @@ fn log_name(name: &str, server: &str) -> String {
     }
 }
 
-async fn start(hub: MockHub, headers: HeaderMap, name: String, server: String, body: Bytes) -> Resp {
+async fn start(
+    hub: MockHub,
+    headers: HeaderMap,
+    name: String,
+    server: String,
+    body: Bytes,
+) -> Resp {
     authorized!(hub, headers);
     if let Err(resp) = check_named(&hub, &server) {
         return resp;
@@ -485,7 +502,10 @@ async fn start(hub: MockHub, headers: HeaderMap, name: String, server: String, b
             }
             Phase::Stopped | Phase::Failed(_) => {}
         }
-        if cfg.active_server_limit.is_some_and(|l| spawning + running >= l) {
+        if cfg
+            .active_server_limit
+            .is_some_and(|l| spawning + running >= l)
+        {
             spawn_metric
                 .with_label_values(&["failure", "too-many-users"])
                 .observe(0.0);
@@ -690,14 +710,19 @@ async fn progress(hub: MockHub, headers: HeaderMap, name: String, server: String
                     } else {
                         format!("Spawning server... ({p}%)")
                     };
-                    (false, Some(event(&json!({ "progress": p, "message": message }))))
+                    (
+                        false,
+                        Some(event(&json!({ "progress": p, "message": message }))),
+                    )
                 }
                 Some((Phase::Spawning, _)) => (false, None),
                 Some((Phase::Running, _)) => (true, Some(event(&ready_event(&name, &server)))),
                 Some((Phase::Failed(message), _)) => (true, Some(event(&failed_event(&message)))),
                 _ => (
                     true,
-                    Some(event(&failed_event("Spawn cancelled: the server was stopped"))),
+                    Some(event(&failed_event(
+                        "Spawn cancelled: the server was stopped",
+                    ))),
                 ),
             };
             if let Some(chunk) = chunk {
@@ -718,7 +743,9 @@ async fn progress(hub: MockHub, headers: HeaderMap, name: String, server: String
         }
     });
     let body = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|chunk| (Ok::<_, Infallible>(chunk), rx))
+        rx.recv()
+            .await
+            .map(|chunk| (Ok::<_, Infallible>(chunk), rx))
     });
     Response::builder()
         .status(StatusCode::OK)
@@ -813,7 +840,8 @@ async fn activity(
         }
     }
     // JupyterHub keeps the newest time it has been told.
-    let newest = |old: Option<DateTime<Utc>>, new: DateTime<Utc>| Some(old.map_or(new, |o| o.max(new)));
+    let newest =
+        |old: Option<DateTime<Utc>>, new: DateTime<Utc>| Some(old.map_or(new, |o| o.max(new)));
     if let Some(t) = user_time {
         user.last_activity = newest(user.last_activity, t);
     }

@@ -85,6 +85,8 @@ pub struct Faults {
     pub malformed_json_rate: f64,
     /// Probability that the connection is closed without an answer.
     pub drop_rate: f64,
+    /// Apply the faults only to paths containing this (e.g. "/activity").
+    pub only_paths_containing: Option<String>,
 }
 
 /// What the simulator saw, for tests.
@@ -98,6 +100,10 @@ pub struct MockStats {
     pub throttled: u64,
     /// Starts that came back for a user before its Retry-After had passed.
     pub early_retries: u64,
+    /// Users created through the API.
+    pub users_created: u64,
+    /// Spawns begun.
+    pub spawns_started: u64,
 }
 
 #[derive(Default)]
@@ -106,6 +112,8 @@ struct Counters {
     mutating_requests: AtomicU64,
     throttled: AtomicU64,
     early_retries: AtomicU64,
+    users_created: AtomicU64,
+    spawns_started: AtomicU64,
 }
 
 /// The hub's own metrics: what hubsoak's numbers are checked against.
@@ -298,6 +306,8 @@ impl MockHub {
             mutating_requests: c.mutating_requests.load(Ordering::Relaxed),
             throttled: c.throttled.load(Ordering::Relaxed),
             early_retries: c.early_retries.load(Ordering::Relaxed),
+            users_created: c.users_created.load(Ordering::Relaxed),
+            spawns_started: c.spawns_started.load(Ordering::Relaxed),
         }
     }
 
@@ -330,10 +340,11 @@ impl MockHub {
 
     /// The phase of a user's server, if the user exists.
     pub fn phase(&self, name: &str, server: &str) -> Option<Phase> {
-        self.lock()
-            .users
-            .get(name)
-            .map(|u| u.servers.get(server).map_or(P::Stopped, |s| s.phase.clone()))
+        self.lock().users.get(name).map(|u| {
+            u.servers
+                .get(server)
+                .map_or(P::Stopped, |s| s.phase.clone())
+        })
     }
 
     /// The user's last activity as the hub recorded it.
@@ -384,6 +395,10 @@ impl MockHub {
     /// Starts a spawn; a timer finishes it. Returns the spawn's generation.
     fn begin_spawn(&self, st: &mut HubState, user: &str, server: &str) -> u64 {
         let generation = st.set_phase(user, server, P::Spawning, true);
+        self.inner
+            .counters
+            .spawns_started
+            .fetch_add(1, Ordering::Relaxed);
         let cfg = &self.inner.cfg;
         let (delay, fails) = {
             let mut rng = rand::thread_rng();

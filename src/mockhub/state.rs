@@ -133,7 +133,13 @@ impl HubState {
     }
 
     /// Moves a server to `phase`, keeping the counts; returns the new generation.
-    pub fn set_phase(&mut self, user: &str, server: &str, phase: Phase, new_generation: bool) -> u64 {
+    pub fn set_phase(
+        &mut self,
+        user: &str,
+        server: &str,
+        phase: Phase,
+        new_generation: bool,
+    ) -> u64 {
         let Some(rec) = self.server_mut(user, server) else {
             return 0;
         };

@@ -1,0 +1,207 @@
+//! The command line as the user types it (clap). Nothing here is validated beyond
+//! its shape; `config.rs` turns it into `Settings`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hubsoak",
+    version,
+    about = "Load, stress and soak testing for JupyterHub",
+    long_about = None,
+    arg_required_else_help = true
+)]
+pub struct Cli {
+    /// The hub API URL, e.g. https://hub.example.org/hub/api [env: JUPYTERHUB_ENDPOINT,
+    /// else JUPYTERHUB_API_URL]
+    #[arg(short = 'e', long, global = true, env = "JUPYTERHUB_ENDPOINT")]
+    pub endpoint: Option<String>,
+
+    /// An API token with the scopes listed in the README
+    #[arg(
+        short = 't',
+        long,
+        global = true,
+        env = "JUPYTERHUB_API_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+
+    /// Read the token from this file instead (takes precedence over --token)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+
+    /// Our users are named {prefix}-{n}; nothing without this prefix is ever touched
+    #[arg(long, global = true, default_value = "hubsoak")]
+    pub prefix: String,
+
+    /// Send no state-changing request; print the plan
+    #[arg(long, global = true)]
+    pub dry_run: bool,
+
+    /// Also write logs to a file: --log-to-file=PATH, or a new file in the temp dir
+    #[arg(
+        long,
+        global = true,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "",
+        value_name = "PATH"
+    )]
+    pub log_to_file: Option<String>,
+
+    /// More detail in logs (-v debug, -vv trace of hubsoak's own modules)
+    #[arg(short = 'v', long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Log format
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Limit for one attempt of one API call
+    #[arg(long, global = true, default_value = "30s", value_name = "DURATION")]
+    pub request_timeout: String,
+
+    /// Extra CA certificates (PEM) to trust for https
+    #[arg(long, global = true, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create users in batches, start their servers, time each spawn, then stop and delete
+    StressTest(StressTestArgs),
+    /// Post activity for many users at once while timing the hub's answers
+    ActivityStressTest(ActivityArgs),
+    /// Stop and delete every user named {prefix}-…, and no other
+    Purge(PurgeArgs),
+    /// Run the JupyterHub simulator
+    MockHub(MockHubArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StressTestArgs {
+    /// Users (and servers) to create
+    #[arg(short = 'c', long, default_value = "100")]
+    pub count: String,
+    /// Users created per request, and servers started at once
+    #[arg(short = 'b', long, default_value = "10")]
+    pub batch_size: String,
+    /// A KubeSpawner profile slug, sent as user option "profile"
+    #[arg(short = 'p', long)]
+    pub profile: Option<String>,
+    /// User options as a JSON object, sent with every start
+    #[arg(long, value_name = "JSON")]
+    pub user_options: Option<String>,
+    /// Keep the users and their servers running
+    #[arg(short = 'k', long)]
+    pub keep: bool,
+    /// Write the run report as JSON here
+    #[arg(long, value_name = "PATH")]
+    pub report_json: Option<PathBuf>,
+    /// Give up on a spawn this long after it was planned
+    #[arg(long, default_value = "300s", value_name = "DURATION")]
+    pub spawn_timeout: String,
+    /// Give up on a stop this long after it was asked for
+    #[arg(long, default_value = "120s", value_name = "DURATION")]
+    pub stop_timeout: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ActivityArgs {
+    /// Users to post activity for
+    #[arg(short = 'c', long, default_value = "100")]
+    pub count: String,
+    /// Activity requests in flight at once
+    #[arg(short = 'w', long, default_value = "100")]
+    pub workers: String,
+    /// Activity posts per user
+    #[arg(long, default_value = "1")]
+    pub rounds: String,
+    /// Time between pings of GET /users/{first}
+    #[arg(long, default_value = "200ms", value_name = "DURATION")]
+    pub ping_interval: String,
+    /// Keep the users this run created
+    #[arg(short = 'k', long)]
+    pub keep: bool,
+    /// Write the run report as JSON here
+    #[arg(long, value_name = "PATH")]
+    pub report_json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PurgeArgs {
+    /// Users stopped and deleted at once
+    #[arg(short = 'b', long, default_value = "10")]
+    pub batch_size: String,
+    /// Give up on a stop this long after it was asked for
+    #[arg(long, default_value = "120s", value_name = "DURATION")]
+    pub stop_timeout: String,
+    /// Write the run report as JSON here
+    #[arg(long, value_name = "PATH")]
+    pub report_json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct MockHubArgs {
+    /// Address to serve on; the API is at http://ADDR/hub/api
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    pub listen: String,
+    /// Time from start request to ready
+    #[arg(long, default_value = "2s")]
+    pub spawn_delay: String,
+    /// A random extra 0..=JITTER per spawn
+    #[arg(long, default_value = "0s")]
+    pub spawn_jitter: String,
+    /// Time from stop request to stopped
+    #[arg(long, default_value = "0s")]
+    pub stop_delay: String,
+    /// Probability that a spawn fails (0.0-1.0)
+    #[arg(long, default_value = "0.0")]
+    pub spawn_failure_rate: String,
+    /// Pending spawns beyond which starts get 429 + Retry-After
+    #[arg(long)]
+    pub concurrent_spawn_limit: Option<String>,
+    /// Active servers beyond which starts get 429 without Retry-After
+    #[arg(long)]
+    pub active_server_limit: Option<String>,
+    /// Retry-After seconds sent with 429, as MIN-MAX
+    #[arg(long, default_value = "30-60")]
+    pub retry_after: String,
+    /// A start answers 202 instead of 201 when not ready within this
+    #[arg(long, default_value = "10s")]
+    pub slow_spawn_timeout: String,
+    /// A stop answers 202 instead of 204 when not done within this
+    #[arg(long, default_value = "10s")]
+    pub slow_stop_timeout: String,
+    /// Allow named servers
+    #[arg(long)]
+    pub allow_named_servers: bool,
+    /// Probability of answering 503
+    #[arg(long, default_value = "0.0")]
+    pub server_error_rate: String,
+    /// Latency added to every answer
+    #[arg(long, default_value = "0s")]
+    pub added_latency: String,
+    /// Probability of a cut-short JSON body
+    #[arg(long, default_value = "0.0")]
+    pub malformed_json_rate: String,
+    /// Probability of dropping the connection without an answer
+    #[arg(long, default_value = "0.0")]
+    pub drop_rate: String,
+    /// JupyterHub version to report
+    #[arg(long, default_value = "6.1.1")]
+    pub hub_version: String,
+}

@@ -1,0 +1,556 @@
+//! Raw input (flags, env, files) → one validated `Settings`. Nothing past this module
+//! sees raw input. Every problem is reported, each on one line naming the flag, and
+//! no request is sent before all input is known good.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+use url::Url;
+
+use crate::cli::{ActivityArgs, Cli, Command, LogFormat, MockHubArgs, PurgeArgs, StressTestArgs};
+use crate::hub::{ClientConfig, Token};
+use crate::mockhub::{Faults, MockConfig};
+use crate::names::Prefix;
+
+/// One problem with the input, naming where it came from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct SettingsError {
+    pub key: String,
+    pub message: String,
+}
+
+impl SettingsError {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        SettingsError {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Collects every error instead of stopping at the first.
+#[derive(Default)]
+pub struct Problems(pub Vec<SettingsError>);
+
+impl Problems {
+    pub fn push(&mut self, key: &str, message: impl Into<String>) {
+        self.0.push(SettingsError::new(key, message));
+    }
+
+    /// The value, or `fallback` with the error recorded.
+    pub fn take<T>(&mut self, result: Result<T, SettingsError>, fallback: T) -> T {
+        result.unwrap_or_else(|e| {
+            self.0.push(e);
+            fallback
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    pub verbose: u8,
+    pub format: LogFormat,
+    /// `Some(None)`: a new file in the temp dir.
+    pub file: Option<Option<PathBuf>>,
+}
+
+/// How to reach the hub.
+#[derive(Debug, Clone)]
+pub struct HubSettings {
+    pub api_url: Url,
+    pub token: Token,
+    pub request_timeout: Duration,
+    pub ca_file: Option<PathBuf>,
+    pub max_in_flight: usize,
+}
+
+impl HubSettings {
+    pub fn client_config(&self) -> ClientConfig {
+        ClientConfig {
+            request_timeout: self.request_timeout,
+            ca_file: self.ca_file.clone(),
+            max_in_flight: self.max_in_flight,
+            ..ClientConfig::new(self.api_url.clone(), self.token.clone())
+        }
+    }
+}
+
+/// What every hub-facing one-shot command shares.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub hub: HubSettings,
+    pub prefix: Prefix,
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct StressSettings {
+    pub target: Target,
+    pub count: u64,
+    pub batch_size: u64,
+    pub user_options: Option<Value>,
+    pub keep: bool,
+    pub report_json: Option<PathBuf>,
+    pub spawn_timeout: Duration,
+    pub stop_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct ActivitySettings {
+    pub target: Target,
+    pub count: u64,
+    pub workers: u64,
+    pub rounds: u64,
+    pub ping_interval: Duration,
+    pub keep: bool,
+    pub report_json: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PurgeSettings {
+    pub target: Target,
+    pub batch_size: u64,
+    pub stop_timeout: Duration,
+    pub report_json: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MockHubSettings {
+    pub listen: SocketAddr,
+    /// `None`: make one up and print it.
+    pub token: Option<Token>,
+    pub config: MockConfig,
+}
+
+#[derive(Debug, Clone)]
+pub enum CommandSettings {
+    StressTest(StressSettings),
+    ActivityStressTest(ActivitySettings),
+    Purge(PurgeSettings),
+    MockHub(MockHubSettings),
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub log: LogSettings,
+    pub command: CommandSettings,
+}
+
+/// Parses "90s", "5m", "1h 30m", "250ms".
+pub fn parse_duration(key: &str, raw: &str) -> Result<Duration, SettingsError> {
+    humantime::parse_duration(raw.trim()).map_err(|e| {
+        SettingsError::new(
+            key,
+            format!("{raw:?} is not a duration like \"90s\" or \"5m\" ({e})"),
+        )
+    })
+}
+
+fn parse_count(key: &str, raw: &str, min: u64) -> Result<u64, SettingsError> {
+    match raw.trim().parse::<i128>() {
+        Ok(n) if n >= min as i128 && n <= u32::MAX as i128 => Ok(n as u64),
+        Ok(n) => Err(SettingsError::new(
+            key,
+            format!("must be at least {min} (got {n})"),
+        )),
+        Err(_) => Err(SettingsError::new(
+            key,
+            format!("{raw:?} is not a whole number"),
+        )),
+    }
+}
+
+fn parse_rate(key: &str, raw: &str) -> Result<f64, SettingsError> {
+    match raw.trim().parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err(SettingsError::new(
+            key,
+            format!("{raw:?} is not a probability between 0.0 and 1.0"),
+        )),
+    }
+}
+
+/// The hub API base from what operators pass: `https://hub/hub/api`, with or without a
+/// trailing slash, or just the hub's root URL (`/hub/api/` is then added).
+pub fn parse_endpoint(key: &str, raw: &str) -> Result<Url, SettingsError> {
+    let bad =
+        |why: &str| SettingsError::new(key, format!("{raw:?} is not a usable hub URL: {why}"));
+    let mut url = Url::parse(raw.trim()).map_err(|e| bad(&e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("the scheme must be http or https"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("it has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad("credentials belong in the token, not the URL"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("it must not have a query or fragment"));
+    }
+    let path = url.path().trim_end_matches('/').to_string();
+    let path = if path.ends_with("/hub/api") {
+        format!("{path}/")
+    } else {
+        format!("{path}/hub/api/")
+    };
+    url.set_path(&path);
+    Ok(url)
+}
+
+/// The token from a file (if given) or the flag/env value.
+pub fn resolve_token(
+    key: &str,
+    value: Option<&str>,
+    file: Option<&Path>,
+) -> Result<Token, SettingsError> {
+    if let Some(path) = file {
+        let raw = std::fs::read_to_string(path).map_err(|e| {
+            SettingsError::new(
+                "--token-file",
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?;
+        return Token::new(&raw)
+            .map_err(|e| SettingsError::new("--token-file", format!("{}: {e}", path.display())));
+    }
+    match value {
+        Some(v) => Token::new(v).map_err(|e| SettingsError::new(key, e.to_string())),
+        None => Err(SettingsError::new(
+            key,
+            "no API token: pass -t/--token or --token-file, or set JUPYTERHUB_API_TOKEN",
+        )),
+    }
+}
+
+/// The report path must be writable where it points, checked before the run.
+fn check_output_path(key: &str, path: &Option<PathBuf>, problems: &mut Problems) {
+    if let Some(path) = path {
+        let parent = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if !parent.is_dir() {
+            problems.push(
+                key,
+                format!("directory {} does not exist", parent.display()),
+            );
+        }
+    }
+}
+
+impl Settings {
+    /// Validates the command line; `env` looks up environment variables (a parameter so
+    /// tests need not touch the process environment).
+    pub fn from_cli(
+        cli: Cli,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Settings, Vec<SettingsError>> {
+        let mut problems = Problems::default();
+        let log = LogSettings {
+            verbose: cli.verbose,
+            format: cli.log_format,
+            file: cli
+                .log_to_file
+                .as_ref()
+                .map(|p| (!p.is_empty()).then(|| PathBuf::from(p))),
+        };
+        if let Some(Some(path)) = &log.file {
+            check_output_path("--log-to-file", &Some(path.clone()), &mut problems);
+        }
+        let command = match &cli.command {
+            Command::StressTest(args) => {
+                let target = target(&cli, env, &mut problems);
+                stress(args, target, &mut problems).map(CommandSettings::StressTest)
+            }
+            Command::ActivityStressTest(args) => {
+                let target = target(&cli, env, &mut problems);
+                activity(args, target, &mut problems).map(CommandSettings::ActivityStressTest)
+            }
+            Command::Purge(args) => {
+                let target = target(&cli, env, &mut problems);
+                purge(args, target, &mut problems).map(CommandSettings::Purge)
+            }
+            Command::MockHub(args) => {
+                mock_hub(args, &cli, &mut problems).map(CommandSettings::MockHub)
+            }
+        };
+        match command {
+            Some(command) if problems.0.is_empty() => Ok(Settings { log, command }),
+            _ => Err(problems.0),
+        }
+    }
+}
+
+fn target(
+    cli: &Cli,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Problems,
+) -> Option<Target> {
+    let endpoint = cli
+        .endpoint
+        .clone()
+        .filter(|e| !e.trim().is_empty())
+        .or_else(|| env("JUPYTERHUB_API_URL").filter(|e| !e.trim().is_empty()));
+    let api_url = match endpoint {
+        Some(raw) => problems.take(parse_endpoint("--endpoint", &raw).map(Some), None),
+        None => {
+            problems.push(
+                "--endpoint",
+                "no hub URL: pass -e/--endpoint or set JUPYTERHUB_ENDPOINT (or JUPYTERHUB_API_URL)",
+            );
+            None
+        }
+    };
+    let token = problems.take(
+        resolve_token("--token", cli.token.as_deref(), cli.token_file.as_deref()).map(Some),
+        None,
+    );
+    let request_timeout = problems.take(
+        parse_duration("--request-timeout", &cli.request_timeout).and_then(|d| {
+            if d.is_zero() {
+                Err(SettingsError::new(
+                    "--request-timeout",
+                    "must be more than 0s",
+                ))
+            } else {
+                Ok(d)
+            }
+        }),
+        Duration::from_secs(30),
+    );
+    let prefix = problems.take(
+        Prefix::new(&cli.prefix)
+            .map(Some)
+            .map_err(|e| SettingsError::new("--prefix", e.to_string())),
+        None,
+    );
+    if let Some(ca) = &cli.ca_file {
+        if !ca.is_file() {
+            problems.push(
+                "--ca-file",
+                format!("{} is not a readable file", ca.display()),
+            );
+        }
+    }
+    Some(Target {
+        hub: HubSettings {
+            api_url: api_url?,
+            token: token?,
+            request_timeout,
+            ca_file: cli.ca_file.clone(),
+            max_in_flight: 64,
+        },
+        prefix: prefix?,
+        dry_run: cli.dry_run,
+    })
+}
+
+fn stress(
+    args: &StressTestArgs,
+    target: Option<Target>,
+    p: &mut Problems,
+) -> Option<StressSettings> {
+    let count = p.take(parse_count("--count", &args.count, 1), 1);
+    let batch_size = p.take(parse_count("--batch-size", &args.batch_size, 1), 1);
+    let spawn_timeout = p.take(
+        parse_duration("--spawn-timeout", &args.spawn_timeout),
+        Duration::ZERO,
+    );
+    let stop_timeout = p.take(
+        parse_duration("--stop-timeout", &args.stop_timeout),
+        Duration::ZERO,
+    );
+    let mut options = match &args.user_options {
+        None => None,
+        Some(raw) => match serde_json::from_str::<Value>(raw) {
+            Ok(Value::Object(map)) => Some(map),
+            _ => {
+                p.push(
+                    "--user-options",
+                    "must be a JSON object, like '{\"profile\": \"small\"}'",
+                );
+                None
+            }
+        },
+    };
+    if let Some(profile) = &args.profile {
+        if profile.trim().is_empty() {
+            p.push("--profile", "must not be empty");
+        }
+        options
+            .get_or_insert_with(Default::default)
+            .insert("profile".into(), Value::String(profile.clone()));
+    }
+    check_output_path("--report-json", &args.report_json, p);
+    Some(StressSettings {
+        target: target?,
+        count,
+        batch_size,
+        user_options: options.map(Value::Object),
+        keep: args.keep,
+        report_json: args.report_json.clone(),
+        spawn_timeout,
+        stop_timeout,
+    })
+}
+
+fn activity(
+    args: &ActivityArgs,
+    target: Option<Target>,
+    p: &mut Problems,
+) -> Option<ActivitySettings> {
+    let count = p.take(parse_count("--count", &args.count, 1), 1);
+    let workers = p.take(parse_count("--workers", &args.workers, 1), 1);
+    let rounds = p.take(parse_count("--rounds", &args.rounds, 1), 1);
+    let ping_interval = p.take(
+        parse_duration("--ping-interval", &args.ping_interval),
+        Duration::ZERO,
+    );
+    if ping_interval < Duration::from_millis(10) {
+        p.push("--ping-interval", "must be at least 10ms");
+    }
+    check_output_path("--report-json", &args.report_json, p);
+    Some(ActivitySettings {
+        target: target?,
+        count,
+        workers,
+        rounds,
+        ping_interval,
+        keep: args.keep,
+        report_json: args.report_json.clone(),
+    })
+}
+
+fn purge(args: &PurgeArgs, target: Option<Target>, p: &mut Problems) -> Option<PurgeSettings> {
+    let batch_size = p.take(parse_count("--batch-size", &args.batch_size, 1), 1);
+    let stop_timeout = p.take(
+        parse_duration("--stop-timeout", &args.stop_timeout),
+        Duration::ZERO,
+    );
+    check_output_path("--report-json", &args.report_json, p);
+    Some(PurgeSettings {
+        target: target?,
+        batch_size,
+        stop_timeout,
+        report_json: args.report_json.clone(),
+    })
+}
+
+fn parse_range(key: &str, raw: &str) -> Result<std::ops::RangeInclusive<u64>, SettingsError> {
+    let bad = || {
+        SettingsError::new(
+            key,
+            format!("{raw:?} is not a range of seconds like \"30-60\""),
+        )
+    };
+    let (lo, hi) = raw.split_once('-').unwrap_or((raw, raw));
+    let lo: u64 = lo.trim().parse().map_err(|_| bad())?;
+    let hi: u64 = hi.trim().parse().map_err(|_| bad())?;
+    if lo > hi {
+        return Err(bad());
+    }
+    Ok(lo..=hi)
+}
+
+fn mock_hub(args: &MockHubArgs, cli: &Cli, p: &mut Problems) -> Option<MockHubSettings> {
+    let listen = p.take(
+        args.listen.parse::<SocketAddr>().map(Some).map_err(|_| {
+            SettingsError::new(
+                "--listen",
+                format!("{:?} is not an address like 127.0.0.1:8000", args.listen),
+            )
+        }),
+        None,
+    );
+    let token = match (&cli.token_file, &cli.token) {
+        (None, None) => None,
+        (file, value) => p.take(
+            resolve_token("--token", value.as_deref(), file.as_deref()).map(Some),
+            None,
+        ),
+    };
+    let d =
+        |p: &mut Problems, key: &str, raw: &str| p.take(parse_duration(key, raw), Duration::ZERO);
+    let limit = |p: &mut Problems, key: &str, raw: &Option<String>| {
+        raw.as_ref()
+            .map(|r| p.take(parse_count(key, r, 1), 1) as usize)
+    };
+    let config = MockConfig {
+        token: String::new(),
+        version: args.hub_version.clone(),
+        spawn_delay: d(p, "--spawn-delay", &args.spawn_delay),
+        spawn_jitter: d(p, "--spawn-jitter", &args.spawn_jitter),
+        stop_delay: d(p, "--stop-delay", &args.stop_delay),
+        spawn_failure_rate: p.take(
+            parse_rate("--spawn-failure-rate", &args.spawn_failure_rate),
+            0.0,
+        ),
+        concurrent_spawn_limit: limit(p, "--concurrent-spawn-limit", &args.concurrent_spawn_limit),
+        active_server_limit: limit(p, "--active-server-limit", &args.active_server_limit),
+        retry_after: p.take(parse_range("--retry-after", &args.retry_after), 30..=60),
+        slow_spawn_timeout: d(p, "--slow-spawn-timeout", &args.slow_spawn_timeout),
+        slow_stop_timeout: d(p, "--slow-stop-timeout", &args.slow_stop_timeout),
+        allow_named_servers: args.allow_named_servers,
+        faults: Faults {
+            server_error_rate: p.take(
+                parse_rate("--server-error-rate", &args.server_error_rate),
+                0.0,
+            ),
+            added_latency: d(p, "--added-latency", &args.added_latency),
+            malformed_json_rate: p.take(
+                parse_rate("--malformed-json-rate", &args.malformed_json_rate),
+                0.0,
+            ),
+            drop_rate: p.take(parse_rate("--drop-rate", &args.drop_rate), 0.0),
+            only_paths_containing: None,
+        },
+    };
+    Some(MockHubSettings {
+        listen: listen?,
+        token,
+        config,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_forms() {
+        let ok = |raw: &str| parse_endpoint("e", raw).unwrap().to_string();
+        assert_eq!(ok("http://h:8000/hub/api"), "http://h:8000/hub/api/");
+        assert_eq!(ok("http://h:8000/hub/api/"), "http://h:8000/hub/api/");
+        assert_eq!(ok("https://h/"), "https://h/hub/api/");
+        assert_eq!(ok("https://h/prefix"), "https://h/prefix/hub/api/");
+        for bad in [
+            "h:8000",
+            "ftp://h/hub/api",
+            "http://",
+            "not a url",
+            "http://u:p@h/hub/api",
+        ] {
+            assert!(parse_endpoint("e", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn counts_and_durations() {
+        assert_eq!(parse_count("c", "15", 1), Ok(15));
+        assert!(parse_count("c", "0", 1)
+            .unwrap_err()
+            .message
+            .contains("at least 1"));
+        assert!(parse_count("c", "-3", 1).is_err());
+        assert!(parse_count("c", "x", 1).is_err());
+        assert_eq!(parse_duration("d", "90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("d", "5m"), Ok(Duration::from_secs(300)));
+        assert!(parse_duration("d", "soon").is_err());
+        assert_eq!(parse_range("r", "1-2"), Ok(1..=2));
+        assert!(parse_range("r", "5-1").is_err());
+    }
+}

@@ -1,0 +1,276 @@
+//! The one-shot commands operators know from hub-stress-test.py — `stress-test`,
+//! `activity-stress-test`, `purge` — and what they share: connecting, progress display,
+//! stopping and deleting our users, and finishing with a report.
+
+pub mod activity;
+pub mod purge;
+pub mod stress;
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Target;
+use crate::hub::{ClientBuildError, HubClient, HubError, RequestTally, StopOutcome, StopWaitError};
+use crate::names::OurName;
+use crate::report::{Recorder, ReportMeta, RunReport};
+
+/// How a run that got to its end went: exit code 0 or 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Clean,
+    Failures,
+}
+
+/// A run that could not get to its end.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Client(#[from] ClientBuildError),
+    #[error("{doing}: {source}")]
+    Hub {
+        doing: &'static str,
+        source: HubError,
+    },
+    #[error("cannot write the report to {path}: {source}")]
+    Report {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// One run's shared parts: the client, what it counted, what the run recorded.
+pub struct Run {
+    pub client: HubClient,
+    pub target: Target,
+    pub tally: Arc<RequestTally>,
+    recorder: Arc<Mutex<Recorder>>,
+    pub cancel: CancellationToken,
+    meta: ReportMeta,
+}
+
+impl Run {
+    pub async fn connect(
+        target: &Target,
+        command: &str,
+        parameters: serde_json::Value,
+        cancel: CancellationToken,
+    ) -> Result<Run, RunError> {
+        let tally = Arc::new(RequestTally::default());
+        let client = HubClient::new(target.hub.client_config(), tally.clone())?;
+        let hub_version = match client.version().await {
+            Ok(v) => Some(v.version),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the hub's version");
+                None
+            }
+        };
+        tracing::info!(
+            endpoint = %target.hub.api_url,
+            hub_version = hub_version.as_deref().unwrap_or("unknown"),
+            prefix = target.prefix.as_str(),
+            dry_run = target.dry_run,
+            "{command}"
+        );
+        Ok(Run {
+            client,
+            target: target.clone(),
+            tally,
+            recorder: Arc::new(Mutex::new(Recorder::default())),
+            cancel,
+            meta: ReportMeta {
+                command: command.to_string(),
+                endpoint: target.hub.api_url.to_string(),
+                hub_version,
+                prefix: target.prefix.as_str().to_string(),
+                dry_run: target.dry_run,
+                started_at: Utc::now(),
+                parameters,
+            },
+        })
+    }
+
+    pub fn record(&self) -> MutexGuard<'_, Recorder> {
+        self.recorder.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Times `phase` into the report.
+    pub fn phase_done(&self, phase: &str, since: Instant) {
+        self.record().phase(phase, since.elapsed());
+    }
+
+    /// Prints the table to stdout, writes the JSON, and says whether anything failed.
+    pub fn finish(self, report_json: Option<&Path>) -> Result<(Outcome, RunReport), RunError> {
+        let report = self.record().report(self.meta.clone(), &self.tally);
+        print!("{}", report.render());
+        if let Some(path) = report_json {
+            let json = serde_json::to_vec_pretty(&report).unwrap_or_default();
+            std::fs::write(path, json).map_err(|source| RunError::Report {
+                path: path.display().to_string(),
+                source,
+            })?;
+            tracing::info!(path = %path.display(), "report written");
+        }
+        let outcome = if report.failed {
+            Outcome::Failures
+        } else {
+            Outcome::Clean
+        };
+        Ok((outcome, report))
+    }
+}
+
+/// A progress bar on a terminal; nothing otherwise (runners log plain lines instead).
+pub fn progress_bar(len: u64, label: &'static str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    if let Ok(style) =
+        ProgressStyle::with_template("{prefix:>8} [{bar:40}] {pos}/{len} {elapsed_precise} {msg}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_prefix(label);
+    bar
+}
+
+/// Prints a dry run's plan.
+pub fn print_plan(lines: &[String]) {
+    println!("dry run: nothing will be changed. Plan:");
+    for line in lines {
+        println!("  - {line}");
+    }
+}
+
+/// Stops each `(user, server)`, `concurrency` at a time; the stop latency runs from the
+/// request until the server has left the user's `servers`.
+pub async fn stop_servers(
+    run: &Run,
+    servers: Vec<(OurName, String)>,
+    concurrency: usize,
+    stop_timeout: Duration,
+) {
+    if servers.is_empty() {
+        return;
+    }
+    let bar = progress_bar(servers.len() as u64, "stop");
+    futures::stream::iter(servers)
+        .for_each_concurrent(concurrency.max(1), |(name, server)| {
+            let bar = bar.clone();
+            async move {
+                let asked = Instant::now();
+                let result = match run.client.stop_server(&name, &server).await {
+                    Ok(StopOutcome::Stopped) => Ok(()),
+                    Ok(StopOutcome::Pending) => {
+                        run.client
+                            .wait_until_stopped(name.as_str(), &server, asked + stop_timeout)
+                            .await
+                    }
+                    Err(e) => Err(StopWaitError::Hub(e)),
+                };
+                match result {
+                    Ok(()) => run.record().success("stop", Some(asked.elapsed())),
+                    Err(e) => {
+                        tracing::warn!(user = %name, server = server.as_str(), error = %e, "stop failed");
+                        run.record().failure("stop", stop_reason(&e));
+                    }
+                }
+                bar.inc(1);
+            }
+        })
+        .await;
+    bar.finish_and_clear();
+}
+
+fn stop_reason(e: &StopWaitError) -> &'static str {
+    match e {
+        StopWaitError::TimedOut => "timeout",
+        StopWaitError::Hub(e) => e.reason().as_str(),
+    }
+}
+
+/// Deletes each user, `concurrency` at a time. A 400 means the server is still
+/// stopping: wait for it (up to `stop_timeout`) and try again, twice at most.
+pub async fn delete_users(
+    run: &Run,
+    users: Vec<OurName>,
+    concurrency: usize,
+    stop_timeout: Duration,
+) {
+    if users.is_empty() {
+        return;
+    }
+    let bar = progress_bar(users.len() as u64, "delete");
+    futures::stream::iter(users)
+        .for_each_concurrent(concurrency.max(1), |name| {
+            let bar = bar.clone();
+            async move {
+                let mut tries = 0;
+                loop {
+                    tries += 1;
+                    match run.client.delete_user(&name).await {
+                        Ok(_) => {
+                            run.record().success("delete_user", None);
+                            break;
+                        }
+                        Err(e) if e.status() == Some(400) && tries < 3 => {
+                            tracing::debug!(user = %name, "server still stopping; waiting to delete");
+                            let deadline = Instant::now() + stop_timeout;
+                            let _ = run.client.wait_until_stopped(name.as_str(), "", deadline).await;
+                        }
+                        Err(e) => {
+                            tracing::warn!(user = %name, error = %e, "delete failed");
+                            run.record().failure("delete_user", e.reason().as_str());
+                            break;
+                        }
+                    }
+                }
+                bar.inc(1);
+            }
+        })
+        .await;
+    bar.finish_and_clear();
+}
+
+/// Creates `names` in requests of `batch` names; returns those the hub created.
+pub async fn create_users(run: &Run, names: &[OurName], batch: usize) -> Vec<OurName> {
+    let mut created = Vec::new();
+    let bar = progress_bar(names.len() as u64, "create");
+    for (i, chunk) in names.chunks(batch.max(1)).enumerate() {
+        if run.cancel.is_cancelled() {
+            break;
+        }
+        match run.client.create_users(chunk).await {
+            Ok(users) => {
+                let mut made = 0;
+                for name in chunk {
+                    if users.iter().any(|u| u.name == name.as_str()) {
+                        created.push(name.clone());
+                        run.record().success("create_user", None);
+                        made += 1;
+                    } else {
+                        // Someone made it between our listing and now: not ours to use.
+                        run.record().failure("create_user", "already_exists");
+                    }
+                }
+                tracing::info!(batch = i + 1, created = made, "users created");
+            }
+            Err(e) => {
+                tracing::warn!(batch = i + 1, error = %e, "creating users failed");
+                for _ in chunk {
+                    run.record().failure("create_user", e.reason().as_str());
+                }
+            }
+        }
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    created
+}

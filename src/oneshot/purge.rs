@@ -1,0 +1,71 @@
+//! `purge`: stop and delete every user whose name starts with `{prefix}-` — through
+//! every page of the user list — and nothing else.
+
+use std::time::Instant;
+
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use super::{delete_users, print_plan, stop_servers, Outcome, Run, RunError};
+use crate::config::PurgeSettings;
+use crate::report::RunReport;
+
+pub async fn run(
+    s: &PurgeSettings,
+    cancel: CancellationToken,
+) -> Result<(Outcome, RunReport), RunError> {
+    let params =
+        json!({ "batch_size": s.batch_size, "stop_timeout_s": s.stop_timeout.as_secs_f64() });
+    let run = Run::connect(&s.target, "purge", params, cancel).await?;
+    run.record().expect("stop");
+    run.record().expect("delete_user");
+    let ours = run
+        .client
+        .list_our_users(&s.target.prefix)
+        .await
+        .map_err(|source| RunError::Hub {
+            doing: "listing our users",
+            source,
+        })?;
+    let servers: Vec<_> = ours
+        .iter()
+        .flat_map(|(name, user)| {
+            user.servers
+                .keys()
+                .map(move |server| (name.clone(), server.clone()))
+        })
+        .collect();
+    tracing::info!(users = ours.len(), servers = servers.len(), "purging");
+    if s.target.dry_run {
+        let sample: Vec<&str> = ours.iter().take(5).map(|(n, _)| n.as_str()).collect();
+        print_plan(&[
+            format!(
+                "stop {} servers and delete {} users named {}* (e.g. {})",
+                servers.len(),
+                ours.len(),
+                s.target.prefix.stem(),
+                if sample.is_empty() {
+                    "none".to_string()
+                } else {
+                    sample.join(", ")
+                }
+            ),
+            "no other user is touched".to_string(),
+        ]);
+        return run.finish(s.report_json.as_deref());
+    }
+    let batch = s.batch_size as usize;
+    let t = Instant::now();
+    stop_servers(&run, servers, batch, s.stop_timeout).await;
+    run.phase_done("stop", t);
+    let t = Instant::now();
+    delete_users(
+        &run,
+        ours.into_iter().map(|(n, _)| n).collect(),
+        batch,
+        s.stop_timeout,
+    )
+    .await;
+    run.phase_done("delete", t);
+    run.finish(s.report_json.as_deref())
+}

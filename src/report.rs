@@ -1,0 +1,388 @@
+//! Run reports of the one-shot commands: counts of outcomes by reason, request counts,
+//! latency distributions as bounded HDR histograms (serialized, so reports can be
+//! merged later), phase wall times; printed as a table and written as versioned JSON.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::hub::{FailureReason, Operation, RequestTally};
+
+/// The JSON report's schema name; bumped on any incompatible change.
+pub const REPORT_SCHEMA: &str = "hubsoak.run-report/v1";
+
+/// Latencies in microseconds from 1 µs to 1 h at 3 significant digits: a fixed
+/// ~200 KiB whatever the number of samples; longer values are clamped to 1 h.
+const HDR_MAX_US: u64 = 3_600_000_000;
+
+#[derive(Debug, Clone)]
+pub struct Latency {
+    hist: Histogram<u64>,
+}
+
+impl Default for Latency {
+    fn default() -> Self {
+        Latency {
+            hist: Histogram::new_with_bounds(1, HDR_MAX_US, 3).expect("static HDR bounds"),
+        }
+    }
+}
+
+impl Latency {
+    pub fn record(&mut self, d: Duration) {
+        let us = (d.as_micros() as u64).clamp(1, HDR_MAX_US);
+        self.hist.saturating_record(us);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.hist.len()
+    }
+
+    pub fn quantile(&self, q: f64) -> Duration {
+        Duration::from_micros(self.hist.value_at_quantile(q))
+    }
+
+    pub fn summary(&self) -> LatencySummary {
+        let secs = |us: u64| us as f64 / 1e6;
+        let mut encoded = Vec::new();
+        let hdr = match V2DeflateSerializer::new().serialize(&self.hist, &mut encoded) {
+            Ok(_) => base64::engine::general_purpose::STANDARD.encode(&encoded),
+            Err(_) => String::new(),
+        };
+        let empty = self.hist.is_empty();
+        LatencySummary {
+            count: self.hist.len(),
+            min_s: if empty { 0.0 } else { secs(self.hist.min()) },
+            mean_s: if empty { 0.0 } else { self.hist.mean() / 1e6 },
+            p50_s: secs(self.hist.value_at_quantile(0.50)),
+            p90_s: secs(self.hist.value_at_quantile(0.90)),
+            p99_s: secs(self.hist.value_at_quantile(0.99)),
+            max_s: if empty { 0.0 } else { secs(self.hist.max()) },
+            hdr,
+        }
+    }
+
+    /// Restores a histogram from a report, for merging.
+    pub fn from_summary(s: &LatencySummary) -> Option<Latency> {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(&s.hdr)
+            .ok()?;
+        let hist: Histogram<u64> = Deserializer::new().deserialize(&mut &bytes[..]).ok()?;
+        Some(Latency { hist })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LatencySummary {
+    pub count: u64,
+    pub min_s: f64,
+    pub mean_s: f64,
+    pub p50_s: f64,
+    pub p90_s: f64,
+    pub p99_s: f64,
+    pub max_s: f64,
+    /// The HDR histogram (V2, deflate, base64) in microseconds.
+    pub hdr: String,
+}
+
+/// Successes and failures (by a reason from a small fixed set) of one kind of action.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Tally {
+    pub success: u64,
+    pub failures: BTreeMap<String, u64>,
+}
+
+impl Tally {
+    pub fn failed(&self) -> u64 {
+        self.failures.values().sum()
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RequestCounts {
+    pub total: u64,
+    pub retries: u64,
+    pub failures: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PhaseTime {
+    pub name: String,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunReport {
+    pub schema: String,
+    pub hubsoak_version: String,
+    pub command: String,
+    pub endpoint: String,
+    pub hub_version: Option<String>,
+    pub prefix: String,
+    pub dry_run: bool,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub parameters: serde_json::Value,
+    /// By action: create_user, spawn, stop, delete_user, activity, ping.
+    pub outcomes: BTreeMap<String, Tally>,
+    /// By API operation.
+    pub requests: BTreeMap<String, RequestCounts>,
+    /// By action: spawn, stop, activity, ping.
+    pub latency: BTreeMap<String, LatencySummary>,
+    pub phases: Vec<PhaseTime>,
+    /// Whether anything failed (exit code 1).
+    pub failed: bool,
+}
+
+/// Collects a run's results as it goes; shared behind a mutex by concurrent tasks.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    outcomes: BTreeMap<&'static str, Tally>,
+    latency: BTreeMap<&'static str, Latency>,
+    phases: Vec<PhaseTime>,
+}
+
+impl Recorder {
+    /// Makes `action` appear in the report even if nothing happens.
+    pub fn expect(&mut self, action: &'static str) {
+        self.outcomes.entry(action).or_default();
+    }
+
+    pub fn success(&mut self, action: &'static str, latency: Option<Duration>) {
+        self.outcomes.entry(action).or_default().success += 1;
+        if let Some(d) = latency {
+            self.latency.entry(action).or_default().record(d);
+        }
+    }
+
+    pub fn failure(&mut self, action: &'static str, reason: &str) {
+        *self
+            .outcomes
+            .entry(action)
+            .or_default()
+            .failures
+            .entry(reason.to_string())
+            .or_default() += 1;
+    }
+
+    /// A latency of an action whether or not it succeeded (e.g. activity posts).
+    pub fn latency(&mut self, action: &'static str, d: Duration) {
+        self.latency.entry(action).or_default().record(d);
+    }
+
+    pub fn phase(&mut self, name: &str, took: Duration) {
+        self.phases.push(PhaseTime {
+            name: name.to_string(),
+            seconds: took.as_secs_f64(),
+        });
+    }
+
+    pub fn tally(&self, action: &str) -> Tally {
+        self.outcomes.get(action).cloned().unwrap_or_default()
+    }
+
+    pub fn latency_of(&self, action: &str) -> Option<&Latency> {
+        self.latency.get(action)
+    }
+
+    pub fn any_failure(&self) -> bool {
+        self.outcomes.values().any(|t| t.failed() > 0)
+    }
+
+    /// The report, with request counts from the client's tally.
+    pub fn report(&self, meta: ReportMeta, requests: &RequestTally) -> RunReport {
+        let mut by_op = BTreeMap::new();
+        for op in Operation::ALL {
+            let total = requests.requests(op);
+            if total == 0 {
+                continue;
+            }
+            let failures = FailureReason::ALL
+                .iter()
+                .filter_map(|r| {
+                    let n = requests.failures(op, *r);
+                    (n > 0).then(|| (r.as_str().to_string(), n))
+                })
+                .collect();
+            by_op.insert(
+                op.as_str().to_string(),
+                RequestCounts {
+                    total,
+                    retries: requests.retries(op),
+                    failures,
+                },
+            );
+        }
+        RunReport {
+            schema: REPORT_SCHEMA.to_string(),
+            hubsoak_version: env!("CARGO_PKG_VERSION").to_string(),
+            command: meta.command,
+            endpoint: meta.endpoint,
+            hub_version: meta.hub_version,
+            prefix: meta.prefix,
+            dry_run: meta.dry_run,
+            started_at: meta.started_at,
+            finished_at: Utc::now(),
+            parameters: meta.parameters,
+            outcomes: self
+                .outcomes
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+            requests: by_op,
+            latency: self
+                .latency
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.summary()))
+                .collect(),
+            phases: self.phases.clone(),
+            failed: self.any_failure(),
+        }
+    }
+}
+
+/// What a report says about the run besides its results.
+#[derive(Debug, Clone)]
+pub struct ReportMeta {
+    pub command: String,
+    pub endpoint: String,
+    pub hub_version: Option<String>,
+    pub prefix: String,
+    pub dry_run: bool,
+    pub started_at: DateTime<Utc>,
+    pub parameters: serde_json::Value,
+}
+
+fn fmt_secs(s: f64) -> String {
+    if s < 1.0 {
+        format!("{:.0}ms", s * 1000.0)
+    } else {
+        format!("{s:.2}s")
+    }
+}
+
+impl RunReport {
+    /// The terminal table.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "hubsoak {} against {} (JupyterHub {}), prefix {:?}{}",
+            self.command,
+            self.endpoint,
+            self.hub_version.as_deref().unwrap_or("unknown"),
+            self.prefix,
+            if self.dry_run { ", dry run" } else { "" }
+        );
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "{:<12} {:>8} {:>8}  failures by reason",
+            "action", "ok", "failed"
+        );
+        for (action, t) in &self.outcomes {
+            let reasons = t
+                .failures
+                .iter()
+                .map(|(r, n)| format!("{r}={n}"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let _ = writeln!(
+                out,
+                "{:<12} {:>8} {:>8}  {}",
+                action,
+                t.success,
+                t.failed(),
+                reasons
+            );
+        }
+        if !self.latency.is_empty() {
+            let _ = writeln!(out);
+            let _ = writeln!(
+                out,
+                "{:<12} {:>8} {:>9} {:>9} {:>9} {:>9}",
+                "latency", "count", "p50", "p90", "p99", "max"
+            );
+            for (action, l) in &self.latency {
+                let _ = writeln!(
+                    out,
+                    "{:<12} {:>8} {:>9} {:>9} {:>9} {:>9}",
+                    action,
+                    l.count,
+                    fmt_secs(l.p50_s),
+                    fmt_secs(l.p90_s),
+                    fmt_secs(l.p99_s),
+                    fmt_secs(l.max_s)
+                );
+            }
+        }
+        if !self.requests.is_empty() {
+            let _ = writeln!(out);
+            let _ = writeln!(
+                out,
+                "{:<14} {:>8} {:>8}  failures by reason",
+                "request", "sent", "retried"
+            );
+            for (op, r) in &self.requests {
+                let reasons = r
+                    .failures
+                    .iter()
+                    .map(|(k, n)| format!("{k}={n}"))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let _ = writeln!(
+                    out,
+                    "{:<14} {:>8} {:>8}  {}",
+                    op, r.total, r.retries, reasons
+                );
+            }
+        }
+        if !self.phases.is_empty() {
+            let _ = writeln!(out);
+            let phases = self
+                .phases
+                .iter()
+                .map(|p| format!("{} {}", p.name, fmt_secs(p.seconds)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let _ = writeln!(out, "phases: {phases}");
+        }
+        let _ = writeln!(
+            out,
+            "result: {}",
+            if self.failed { "FAILURES" } else { "ok" }
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_round_trips_through_the_report() {
+        let mut l = Latency::default();
+        for ms in 1..=1000 {
+            l.record(Duration::from_millis(ms));
+        }
+        let s = l.summary();
+        assert_eq!(s.count, 1000);
+        assert!((s.p50_s - 0.5).abs() < 0.001, "{}", s.p50_s);
+        let back = Latency::from_summary(&s).unwrap();
+        assert_eq!(back.count(), 1000);
+        assert_eq!(back.quantile(0.99), l.quantile(0.99));
+    }
+
+    #[test]
+    fn empty_histogram_summarizes_to_zero() {
+        let s = Latency::default().summary();
+        assert_eq!((s.count, s.max_s, s.min_s), (0, 0.0, 0.0));
+    }
+}

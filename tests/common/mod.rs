@@ -1,0 +1,108 @@
+//! Shared test helpers: a simulator on 127.0.0.1:0 and the hubsoak binary run against it.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use hubsoak::mockhub::{MockConfig, MockHub, MockServer};
+
+pub const TOKEN: &str = "test-token-9f8e7d";
+
+pub async fn start_mock(cfg: MockConfig) -> (MockHub, MockServer) {
+    let hub = MockHub::new(MockConfig {
+        token: TOKEN.into(),
+        ..cfg
+    });
+    let server = hub
+        .start("127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("bind 127.0.0.1:0");
+    (hub, server)
+}
+
+/// A fast simulator: short spawns, throttling answered in 1-2 s.
+pub fn fast() -> MockConfig {
+    MockConfig {
+        spawn_delay: Duration::from_millis(200),
+        retry_after: 1..=2,
+        ..MockConfig::default()
+    }
+}
+
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+/// Runs `hubsoak args…` with none of the JUPYTERHUB_* variables of this process.
+pub async fn hubsoak(args: &[&str], env: &[(&str, &str)]) -> Out {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_hubsoak"));
+    cmd.args(args)
+        .env_remove("JUPYTERHUB_API_TOKEN")
+        .env_remove("JUPYTERHUB_ENDPOINT")
+        .env_remove("JUPYTERHUB_API_URL")
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let output = tokio::time::timeout(Duration::from_secs(180), cmd.output())
+        .await
+        .expect("hubsoak finished within 180 s")
+        .expect("hubsoak ran");
+    Out {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Runs hubsoak against `server` with the test token in the environment.
+pub async fn against(server: &MockServer, args: &[&str]) -> Out {
+    let url = server.api_url();
+    hubsoak(
+        args,
+        &[
+            ("JUPYTERHUB_ENDPOINT", &url),
+            ("JUPYTERHUB_API_TOKEN", TOKEN),
+        ],
+    )
+    .await
+}
+
+pub fn read_report(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).expect("report written");
+    serde_json::from_str(&text).expect("report is JSON")
+}
+
+/// `report.outcomes[action].success`
+pub fn successes(report: &serde_json::Value, action: &str) -> u64 {
+    report["outcomes"][action]["success"].as_u64().unwrap_or(0)
+}
+
+/// Sum of `report.outcomes[action].failures`.
+pub fn failures(report: &serde_json::Value, action: &str) -> u64 {
+    report["outcomes"][action]["failures"]
+        .as_object()
+        .map_or(0, |m| m.values().filter_map(|v| v.as_u64()).sum())
+}
+
+/// Waits for `cond` to hold, polling, up to `limit`.
+pub async fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cond()
+}

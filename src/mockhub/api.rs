@@ -585,7 +585,6 @@ async fn stop(hub: MockHub, headers: HeaderMap, name: String, server: String) ->
         };
         let phase = match user.servers.get(&server) {
             Some(s) => s.phase.clone(),
-            None if server.is_empty() => Phase::Stopped,
             None => {
                 return api_error(
                     StatusCode::NOT_FOUND,
@@ -593,6 +592,7 @@ async fn stop(hub: MockHub, headers: HeaderMap, name: String, server: String) ->
                 )
             }
         };
+        st.server_entry(&name, &server);
         match phase {
             Phase::Stopping => return empty(StatusCode::ACCEPTED),
             Phase::Stopped | Phase::Failed(_) => return empty(StatusCode::NO_CONTENT),
@@ -664,9 +664,16 @@ async fn progress(hub: MockHub, headers: HeaderMap, name: String, server: String
         let Some(user) = st.users.get(&name) else {
             return api_error(StatusCode::NOT_FOUND, &format!("No such user: {name}"));
         };
-        user.servers
-            .get(&server)
-            .map_or(Phase::Stopped, |s| s.phase.clone())
+        match user.servers.get(&server) {
+            Some(s) if s.touched => s.phase.clone(),
+            // Never loaded: JupyterHub answers a bare 404.
+            _ => {
+                return json_response(
+                    StatusCode::NOT_FOUND,
+                    &json!({"status": 404, "message": null}),
+                )
+            }
+        }
     };
     let stream_of = |first: Vec<Bytes>| {
         Response::builder()

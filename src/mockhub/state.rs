@@ -44,6 +44,9 @@ pub struct ServerRec {
     pub last_activity: Option<DateTime<Utc>>,
     pub user_options: Value,
     pub phase_since: Option<Instant>,
+    /// Whether a start or stop has touched it. JupyterHub loads a spawner lazily, and
+    /// until then the progress stream answers 404 rather than 400.
+    pub touched: bool,
 }
 
 impl ServerRec {
@@ -56,6 +59,7 @@ impl ServerRec {
             last_activity: None,
             user_options: json!({}),
             phase_since: None,
+            touched: false,
         }
     }
 }
@@ -121,15 +125,17 @@ impl HubState {
         self.users.get_mut(user)?.servers.get_mut(server)
     }
 
-    /// The server, created on first use (as JupyterHub creates a named spawner).
+    /// The server, created on first use (as JupyterHub creates a named spawner), and
+    /// marked touched.
     pub fn server_entry(&mut self, user: &str, server: &str) -> Option<&mut ServerRec> {
-        Some(
-            self.users
-                .get_mut(user)?
-                .servers
-                .entry(server.to_string())
-                .or_insert_with(ServerRec::new),
-        )
+        let rec = self
+            .users
+            .get_mut(user)?
+            .servers
+            .entry(server.to_string())
+            .or_insert_with(ServerRec::new);
+        rec.touched = true;
+        Some(rec)
     }
 
     /// Moves a server to `phase`, keeping the counts; returns the new generation.

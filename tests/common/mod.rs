@@ -1,6 +1,8 @@
 //! Shared test helpers: a simulator on 127.0.0.1:0 and the hubsoak binary run against it.
 #![allow(dead_code)]
 
+pub mod contract;
+
 use std::path::Path;
 use std::time::Duration;
 

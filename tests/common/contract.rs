@@ -1,0 +1,296 @@
+//! The API contract: one list of calls, each with the status code and resulting state
+//! JupyterHub gives. Run against the simulator here and against a real hub by the
+//! real-hub suite; where they disagree, the simulator is wrong.
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+pub struct Contract {
+    http: reqwest::Client,
+    /// `http://host:port/hub/api`
+    pub api: String,
+    pub token: String,
+    /// A unique stem for this run's users.
+    pub stem: String,
+}
+
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+impl Contract {
+    pub fn new(api: &str, token: &str, stem: &str) -> Self {
+        Contract {
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+            api: api.trim_end_matches('/').to_string(),
+            token: token.to_string(),
+            stem: stem.to_string(),
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        auth: Option<&str>,
+    ) -> Answer {
+        let mut req = self.http.request(method, format!("{}{}", self.api, path));
+        if let Some(token) = auth {
+            req = req.header("Authorization", format!("token {token}"));
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.expect("the hub answers");
+        Answer {
+            status: resp.status(),
+            headers: resp.headers().clone(),
+            body: resp.text().await.unwrap_or_default(),
+        }
+    }
+
+    pub async fn authed(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
+        self.call(method, path, body, Some(&self.token.clone()))
+            .await
+    }
+
+    fn name(&self, n: &str) -> String {
+        format!("{}{}", self.stem, n)
+    }
+
+    /// Users, tokens, creation, listing, activity, deletion: needs no spawner.
+    pub async fn users_and_activity(&self) {
+        use Method as M;
+        let (a, b, c) = (self.name("a"), self.name("b"), self.name("c"));
+        let v = self.call(M::GET, "/", None, None).await;
+        assert_eq!(v.status, 200);
+        assert!(v.json()["version"].is_string(), "{}", v.body);
+        assert!(v.headers.contains_key("x-jupyterhub-version"));
+
+        let r = self.call(M::GET, "/users", None, None).await;
+        assert_eq!(r.status, 403, "no token");
+        assert_eq!(r.json()["status"], 403);
+        let r = self
+            .call(M::GET, "/users", None, Some("not-the-token"))
+            .await;
+        assert_eq!(r.status, 403, "wrong token");
+
+        let r = self
+            .authed(M::POST, "/users", Some(json!({"usernames": [a, b]})))
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        assert_eq!(r.json().as_array().map(Vec::len), Some(2));
+        let r = self
+            .authed(M::POST, "/users", Some(json!({"usernames": [a, b]})))
+            .await;
+        assert_eq!(r.status, 409, "all exist: {}", r.body);
+        let r = self
+            .authed(M::POST, "/users", Some(json!({"usernames": [a, c]})))
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let created = r.json();
+        assert_eq!(
+            created.as_array().map(Vec::len),
+            Some(1),
+            "existing names skipped: {created}"
+        );
+        assert_eq!(created[0]["name"], c.as_str());
+
+        let r = self.authed(M::GET, &format!("/users/{a}"), None).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.json()["servers"], json!({}));
+        assert_eq!(r.json()["last_activity"], Value::Null);
+        let r = self
+            .authed(M::GET, &format!("/users/{}", self.name("nobody")), None)
+            .await;
+        assert_eq!(r.status, 404);
+
+        // Pagination: 3 of ours, 2 to a page, with and without the header.
+        let mut url = format!("/users?name_filter={}&limit=2", self.stem);
+        let page = self
+            .http
+            .get(format!("{}{}", self.api, url))
+            .header("Authorization", format!("token {}", self.token))
+            .header("Accept", "application/jupyterhub-pagination+json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 200);
+        let page: Value = page.json().await.unwrap();
+        assert_eq!(page["items"].as_array().map(Vec::len), Some(2), "{page}");
+        assert_eq!(page["_pagination"]["total"], 3);
+        assert_eq!(page["_pagination"]["next"]["offset"], 2);
+        let r = self.authed(M::GET, &url, None).await;
+        assert!(
+            r.json().is_array(),
+            "a plain list without the header: {}",
+            r.body
+        );
+        url.push_str("&offset=2");
+        let r = self.authed(M::GET, &url, None).await;
+        assert_eq!(r.json().as_array().map(Vec::len), Some(1));
+
+        // Activity as a single-user server reports it.
+        let now = chrono::Utc::now();
+        let ts = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let body = json!({"last_activity": ts, "servers": {"": {"last_activity": ts}}});
+        let r = self
+            .authed(M::POST, &format!("/users/{a}/activity"), Some(body))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let r = self.authed(M::GET, &format!("/users/{a}"), None).await;
+        assert!(
+            r.json()["last_activity"].is_string(),
+            "activity recorded: {}",
+            r.body
+        );
+        let bad = [
+            json!({"last_activity": ts, "servers": {"nosuch": {"last_activity": ts}}}),
+            json!({"last_activity": (now + chrono::Duration::hours(2)).to_rfc3339()}),
+            json!({}),
+        ];
+        for body in bad {
+            let r = self
+                .authed(M::POST, &format!("/users/{a}/activity"), Some(body.clone()))
+                .await;
+            assert_eq!(r.status, 400, "{body}: {}", r.body);
+        }
+        let r = self
+            .authed(
+                M::POST,
+                &format!("/users/{}/activity", self.name("nobody")),
+                Some(json!({"last_activity": ts})),
+            )
+            .await;
+        assert_eq!(r.status, 404);
+
+        // No server: progress 404 until a start or stop has loaded the spawner, 400
+        // after; stopping a server that is not running is 204.
+        let r = self
+            .authed(M::GET, &format!("/users/{a}/server/progress"), None)
+            .await;
+        assert_eq!(r.status, 404, "{}", r.body);
+        let r = self
+            .authed(M::DELETE, &format!("/users/{a}/server"), None)
+            .await;
+        assert_eq!(r.status, 204);
+        let r = self
+            .authed(M::GET, &format!("/users/{a}/server/progress"), None)
+            .await;
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert!(r.json()["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not starting"));
+        let r = self
+            .authed(M::DELETE, &format!("/users/{}", self.name("nobody")), None)
+            .await;
+        assert_eq!(r.status, 404);
+
+        for name in [&a, &b, &c] {
+            let r = self
+                .authed(M::DELETE, &format!("/users/{name}"), None)
+                .await;
+            assert_eq!(r.status, 204, "{name}: {}", r.body);
+        }
+        let r = self.authed(M::DELETE, &format!("/users/{a}"), None).await;
+        assert_eq!(r.status, 404);
+    }
+
+    /// A server's life: start, already running, progress, stop. Needs a spawner that
+    /// is ready within the hub's slow_spawn_timeout.
+    pub async fn server_lifecycle(&self) {
+        use Method as M;
+        let a = self.name("life");
+        let r = self
+            .authed(M::POST, "/users", Some(json!({"usernames": [a]})))
+            .await;
+        assert_eq!(r.status, 201);
+        let r = self
+            .authed(M::POST, &format!("/users/{a}/server"), Some(json!({})))
+            .await;
+        assert!(
+            r.status == 201 || r.status == 202,
+            "{}: {}",
+            r.status,
+            r.body
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let u = self
+                .authed(M::GET, &format!("/users/{a}"), None)
+                .await
+                .json();
+            if u["servers"][""]["ready"] == true {
+                assert_eq!(u["servers"][""]["pending"], Value::Null);
+                assert!(u["servers"][""]["url"]
+                    .as_str()
+                    .is_some_and(|s| s.contains(&a)));
+                break;
+            }
+            assert!(Instant::now() < deadline, "server ready in 30 s: {u}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let r = self
+            .authed(M::POST, &format!("/users/{a}/server"), Some(json!({})))
+            .await;
+        assert_eq!(r.status, 400, "already running: {}", r.body);
+        assert!(r.json()["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("already running"));
+        let r = self
+            .authed(M::GET, &format!("/users/{a}/server/progress"), None)
+            .await;
+        assert_eq!(r.status, 200);
+        let events: Vec<Value> = r
+            .body
+            .lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .filter_map(|d| serde_json::from_str(d.trim()).ok())
+            .collect();
+        assert_eq!(events.len(), 1, "only the terminal event: {}", r.body);
+        assert_eq!(events[0]["ready"], true);
+        let r = self
+            .authed(
+                M::POST,
+                &format!("/users/{a}/servers/named"),
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(r.status, 400, "named servers disabled: {}", r.body);
+        let r = self
+            .authed(M::DELETE, &format!("/users/{a}/server"), None)
+            .await;
+        assert!(r.status == 204 || r.status == 202, "{}", r.status);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let u = self
+                .authed(M::GET, &format!("/users/{a}"), None)
+                .await
+                .json();
+            if u["servers"] == json!({}) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "server stopped in 30 s: {u}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let r = self.authed(M::DELETE, &format!("/users/{a}"), None).await;
+        assert_eq!(r.status, 204);
+    }
+}

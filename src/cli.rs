@@ -14,9 +14,15 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     arg_required_else_help = true
 )]
 pub struct Cli {
-    /// The hub API URL, e.g. https://hub.example.org/hub/api [env: JUPYTERHUB_ENDPOINT,
-    /// else JUPYTERHUB_API_URL]
-    #[arg(short = 'e', long, global = true, env = "JUPYTERHUB_ENDPOINT")]
+    /// The hub API URL, e.g. https://hub.example.org/hub/api (else $JUPYTERHUB_API_URL)
+    #[arg(
+        short = 'e',
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "JUPYTERHUB_ENDPOINT",
+        value_name = "URL"
+    )]
     pub endpoint: Option<String>,
 
     /// An API token with the scopes listed in the README
@@ -24,27 +30,39 @@ pub struct Cli {
         short = 't',
         long,
         global = true,
+        help_heading = "Global options",
         env = "JUPYTERHUB_API_TOKEN",
         hide_env_values = true
     )]
     pub token: Option<String>,
 
     /// Read the token from this file instead (takes precedence over --token)
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "FILE"
+    )]
     pub token_file: Option<PathBuf>,
 
-    /// Our users are named {prefix}-{n}; nothing without this prefix is ever touched
-    #[arg(long, global = true, default_value = "hubsoak")]
+    /// Our users are named PREFIX-N; no other user is ever touched
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        default_value = "hubsoak"
+    )]
     pub prefix: String,
 
     /// Send no state-changing request; print the plan
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub dry_run: bool,
 
     /// Also write logs to a file: --log-to-file=PATH, or a new file in the temp dir
     #[arg(
         long,
         global = true,
+        help_heading = "Global options",
         num_args = 0..=1,
         require_equals = true,
         default_missing_value = "",
@@ -53,19 +71,32 @@ pub struct Cli {
     pub log_to_file: Option<String>,
 
     /// More detail in logs (-v debug, -vv trace of hubsoak's own modules)
-    #[arg(short = 'v', long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short = 'v', long, global = true,
+        help_heading = "Global options", action = clap::ArgAction::Count)]
     pub verbose: u8,
 
     /// Log format
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, global = true,
+        help_heading = "Global options", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
     /// Limit for one attempt of one API call
-    #[arg(long, global = true, default_value = "30s", value_name = "DURATION")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        default_value = "30s",
+        value_name = "DURATION"
+    )]
     pub request_timeout: String,
 
     /// Extra CA certificates (PEM) to trust for https
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "FILE"
+    )]
     pub ca_file: Option<PathBuf>,
 
     #[command(subcommand)]
@@ -85,7 +116,7 @@ pub enum Command {
     StressTest(StressTestArgs),
     /// Post activity for many users at once while timing the hub's answers
     ActivityStressTest(ActivityArgs),
-    /// Stop and delete every user named {prefix}-…, and no other
+    /// Stop and delete every user named PREFIX-…, and no other
     Purge(PurgeArgs),
     /// Run the JupyterHub simulator
     MockHub(MockHubArgs),

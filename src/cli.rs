@@ -14,26 +14,19 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     arg_required_else_help = true
 )]
 pub struct Cli {
-    /// The hub API URL, e.g. https://hub.example.org/hub/api (else $JUPYTERHUB_API_URL)
+    /// The hub API URL, e.g. https://hub.example.org/hub/api [env: JUPYTERHUB_ENDPOINT,
+    /// else JUPYTERHUB_API_URL]
     #[arg(
         short = 'e',
         long,
         global = true,
         help_heading = "Global options",
-        env = "JUPYTERHUB_ENDPOINT",
         value_name = "URL"
     )]
     pub endpoint: Option<String>,
 
-    /// An API token with the scopes listed in the README
-    #[arg(
-        short = 't',
-        long,
-        global = true,
-        help_heading = "Global options",
-        env = "JUPYTERHUB_API_TOKEN",
-        hide_env_values = true
-    )]
+    /// An API token with the scopes listed in the README [env: JUPYTERHUB_API_TOKEN]
+    #[arg(short = 't', long, global = true, help_heading = "Global options")]
     pub token: Option<String>,
 
     /// Read the token from this file instead (takes precedence over --token)
@@ -45,14 +38,9 @@ pub struct Cli {
     )]
     pub token_file: Option<PathBuf>,
 
-    /// Our users are named PREFIX-N; no other user is ever touched
-    #[arg(
-        long,
-        global = true,
-        help_heading = "Global options",
-        default_value = "hubsoak"
-    )]
-    pub prefix: String,
+    /// Our users are named PREFIX-N; no other user is ever touched [default: hubsoak]
+    #[arg(long, global = true, help_heading = "Global options")]
+    pub prefix: Option<String>,
 
     /// Send no state-changing request; print the plan
     #[arg(long, global = true, help_heading = "Global options")]
@@ -75,20 +63,18 @@ pub struct Cli {
         help_heading = "Global options", action = clap::ArgAction::Count)]
     pub verbose: u8,
 
-    /// Log format
-    #[arg(long, global = true,
-        help_heading = "Global options", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+    /// Log format [default: text]
+    #[arg(long, global = true, help_heading = "Global options", value_enum)]
+    pub log_format: Option<LogFormat>,
 
-    /// Limit for one attempt of one API call
+    /// Limit for one attempt of one API call [default: 30s]
     #[arg(
         long,
         global = true,
         help_heading = "Global options",
-        default_value = "30s",
         value_name = "DURATION"
     )]
-    pub request_timeout: String,
+    pub request_timeout: Option<String>,
 
     /// Extra CA certificates (PEM) to trust for https
     #[arg(
@@ -118,8 +104,59 @@ pub enum Command {
     ActivityStressTest(ActivityArgs),
     /// Stop and delete every user named PREFIX-…, and no other
     Purge(PurgeArgs),
+    /// Keep a population of simulated users alive and export Prometheus metrics
+    Soak(SoakArgs),
+    /// Check soak settings: print the effective settings, or every error (exit 2)
+    Validate(ValidateArgs),
+    /// Run a soak against the built-in simulator, in one process
+    Demo(DemoArgs),
     /// Run the JupyterHub simulator
     MockHub(MockHubArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SoakArgs {
+    /// A TOML settings file (every key: config/hubsoak.toml)
+    #[arg(short = 'c', long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// population.target
+    #[arg(long)]
+    pub target: Option<String>,
+    /// metrics.listen, e.g. 127.0.0.1:9095
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+    /// shutdown.on_exit: leave, stop or purge
+    #[arg(long, value_name = "POLICY")]
+    pub on_exit: Option<String>,
+    /// Stop by itself after this long (then apply on_exit)
+    #[arg(long, value_name = "DURATION")]
+    pub duration: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// A TOML settings file (every key: config/hubsoak.toml)
+    #[arg(short = 'c', long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where the soak's /metrics is served
+    #[arg(long, default_value = "127.0.0.1:9095", value_name = "ADDR")]
+    pub metrics_listen: String,
+    /// Where the simulated hub listens
+    #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
+    pub hub_listen: String,
+    /// Servers to keep running
+    #[arg(long, default_value = "20")]
+    pub target: String,
+    /// Probability that a simulated spawn fails
+    #[arg(long, default_value = "0.05")]
+    pub spawn_failure_rate: String,
+    /// Stop by itself after this long
+    #[arg(long, default_value = "10m", value_name = "DURATION")]
+    pub duration: String,
 }
 
 #[derive(Debug, Args)]

@@ -3,12 +3,16 @@
 //! Data flows one way: `config::Settings` → a runner (`oneshot`) → the hub client
 //! (`hub`) → a report. `mockhub` is a JupyterHub simulator for tests and demos.
 
+pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod hub;
 pub mod logging;
+pub mod metrics;
 pub mod mockhub;
 pub mod names;
 pub mod oneshot;
 pub mod report;
 pub mod signals;
+pub mod soak;

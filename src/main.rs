@@ -2,6 +2,7 @@
 //! code — 0 all good, 1 the run finished but something failed (or could not run),
 //! 2 bad input (one line each, nothing sent).
 
+use std::collections::HashMap;
 use std::process::ExitCode;
 
 use clap::error::ErrorKind;
@@ -9,10 +10,12 @@ use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
 use hubsoak::cli::Cli;
+use hubsoak::config::soak::SoakSettings;
 use hubsoak::config::{CommandSettings, MockHubSettings, Settings};
 use hubsoak::hub::Token;
 use hubsoak::mockhub::MockHub;
 use hubsoak::oneshot::{self, Outcome};
+use hubsoak::soak::SoakEnd;
 
 const EXIT_FAILURES: u8 = 1;
 const EXIT_BAD_INPUT: u8 = 2;
@@ -22,7 +25,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return clap_exit(e),
     };
-    let env = |key: &str| std::env::var(key).ok();
+    let env: HashMap<String, String> = std::env::vars().collect();
     let settings = match Settings::from_cli(cli, &env) {
         Ok(s) => s,
         Err(errors) => {
@@ -80,6 +83,24 @@ async fn run(settings: Settings) -> ExitCode {
         tracing::warn!(error = %e, "cannot install signal handlers");
     }
     let result = match &settings.command {
+        CommandSettings::Validate(s) => {
+            print!("{}", s.to_toml());
+            return ExitCode::SUCCESS;
+        }
+        CommandSettings::Soak(s) => return soak((**s).clone(), cancel).await,
+        CommandSettings::Demo(s) => {
+            return match hubsoak::demo::run(s, cancel).await {
+                Ok(end) => soak_exit(end),
+                Err(e @ hubsoak::demo::DemoError::Soak(_)) => {
+                    eprintln!("hubsoak: error: {e}");
+                    ExitCode::from(EXIT_FAILURES)
+                }
+                Err(e) => {
+                    eprintln!("hubsoak: error: {e}");
+                    ExitCode::from(EXIT_BAD_INPUT)
+                }
+            };
+        }
         CommandSettings::StressTest(s) => oneshot::stress::run(s, cancel).await,
         CommandSettings::ActivityStressTest(s) => oneshot::activity::run(s, cancel).await,
         CommandSettings::Purge(s) => oneshot::purge::run(s, cancel).await,
@@ -93,6 +114,36 @@ async fn run(settings: Settings) -> ExitCode {
             eprintln!("hubsoak: error: {e}");
             ExitCode::from(EXIT_FAILURES)
         }
+    }
+}
+
+async fn soak(settings: SoakSettings, cancel: CancellationToken) -> ExitCode {
+    // Bad config exits before a port is bound; a port that cannot be bound is bad input.
+    let listener = match tokio::net::TcpListener::bind(settings.metrics_listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "hubsoak: error: metrics.listen: cannot bind {}: {e}",
+                settings.metrics_listen
+            );
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    let addr = listener.local_addr().unwrap_or(settings.metrics_listen);
+    tracing::info!(%addr, "admin server listening");
+    match hubsoak::soak::run(settings, listener, cancel).await {
+        Ok(end) => soak_exit(end),
+        Err(e) => {
+            eprintln!("hubsoak: error: {e}");
+            ExitCode::from(EXIT_FAILURES)
+        }
+    }
+}
+
+fn soak_exit(end: SoakEnd) -> ExitCode {
+    match end {
+        SoakEnd::Clean => ExitCode::SUCCESS,
+        SoakEnd::Incomplete => ExitCode::from(EXIT_FAILURES),
     }
 }
 

@@ -67,6 +67,16 @@ impl Prefix {
     }
 }
 
+/// JupyterHub 6.x's rule for a named server: 1-30 of a-z, 0-9 and '-', starting with
+/// a letter.
+pub fn valid_server_name(name: &str) -> bool {
+    (1..=30).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
 impl OurName {
     pub fn as_str(&self) -> &str {
         &self.0

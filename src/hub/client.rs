@@ -292,11 +292,20 @@ impl HubClient {
 
     /// `GET /hub/api/`: the hub's version. Needs no scope.
     pub async fn version(&self) -> Result<HubVersion, HubError> {
+        self.version_with(Idempotency::Idempotent).await
+    }
+
+    /// `GET /hub/api/` once, never retried (a probe).
+    pub async fn probe_version(&self) -> Result<HubVersion, HubError> {
+        self.version_with(Idempotency::Once).await
+    }
+
+    async fn version_with(&self, idempotency: Idempotency) -> Result<HubVersion, HubError> {
         let op = Operation::Version;
         let url = self.inner.api.clone();
         self.call(
             op,
-            Idempotency::Idempotent,
+            idempotency,
             || self.request(Method::GET, url.clone()),
             |status, headers, body| match status {
                 StatusCode::OK => decode(op, &body),
@@ -384,11 +393,24 @@ impl HubClient {
 
     /// `GET /users/{name}`; `None` if there is no such user.
     pub async fn get_user(&self, name: &str) -> Result<Option<User>, HubError> {
+        self.get_user_with(name, Idempotency::Idempotent).await
+    }
+
+    /// `GET /users/{name}` once, never retried: a probe reports what it sees.
+    pub async fn probe_user(&self, name: &str) -> Result<Option<User>, HubError> {
+        self.get_user_with(name, Idempotency::Once).await
+    }
+
+    async fn get_user_with(
+        &self,
+        name: &str,
+        idempotency: Idempotency,
+    ) -> Result<Option<User>, HubError> {
         let op = Operation::GetUser;
         let url = self.api_path(&["users", name]);
         self.call(
             op,
-            Idempotency::Idempotent,
+            idempotency,
             || self.request(Method::GET, url.clone()),
             |status, headers, body| match status {
                 StatusCode::OK => decode(op, &body).map(Some),
@@ -590,6 +612,50 @@ impl HubClient {
                 }
             }
             tokio::time::sleep(self.inner.cfg.poll_interval).await;
+        }
+    }
+
+    /// Stops a server and waits until it has left the user's `servers`, by `deadline`.
+    pub async fn stop_and_wait(
+        &self,
+        name: &OurName,
+        server_name: &str,
+        deadline: Instant,
+    ) -> Result<(), StopWaitError> {
+        let asked = async {
+            match self.stop_server(name, server_name).await? {
+                StopOutcome::Stopped => Ok(()),
+                StopOutcome::Pending => {
+                    self.wait_until_stopped(name.as_str(), server_name, deadline)
+                        .await
+                }
+            }
+        };
+        match tokio::time::timeout_at(deadline.into(), asked).await {
+            Ok(result) => result,
+            Err(_) => Err(StopWaitError::TimedOut),
+        }
+    }
+
+    /// Deletes a user. JupyterHub refuses (400) while the user's server is stopping:
+    /// then wait for the stop (up to `stop_wait`) and try again, twice at most.
+    /// `Ok(false)` if the user did not exist.
+    pub async fn delete_user_when_stopped(
+        &self,
+        name: &OurName,
+        stop_wait: Duration,
+    ) -> Result<bool, HubError> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.delete_user(name).await {
+                Err(e) if e.status() == Some(400) && tries < 3 => {
+                    tracing::debug!(user = %name, "server still stopping; waiting to delete");
+                    let deadline = Instant::now() + stop_wait;
+                    let _ = self.wait_until_stopped(name.as_str(), "", deadline).await;
+                }
+                other => return other,
+            }
         }
     }
 

@@ -20,6 +20,7 @@ use tower::ServiceExt;
 
 use super::state::{server_url, Phase};
 use super::MockHub;
+use crate::names::valid_server_name;
 
 type Resp = Response<Body>;
 
@@ -400,15 +401,6 @@ async fn start_named(
     body: Bytes,
 ) -> Resp {
     start(hub, headers, name, server, body).await
-}
-
-/// 6.x server names: 1-30 of a-z, 0-9 and '-', starting with a letter.
-fn valid_server_name(name: &str) -> bool {
-    (1..=30).contains(&name.len())
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 fn check_named(hub: &MockHub, server: &str) -> Result<(), Resp> {

@@ -17,7 +17,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Target;
-use crate::hub::{ClientBuildError, HubClient, HubError, RequestTally, StopOutcome, StopWaitError};
+use crate::hub::{ClientBuildError, HubClient, HubError, RequestTally, StopWaitError};
 use crate::names::OurName;
 use crate::report::{Recorder, ReportMeta, RunReport};
 
@@ -166,15 +166,10 @@ pub async fn stop_servers(
             let bar = bar.clone();
             async move {
                 let asked = Instant::now();
-                let result = match run.client.stop_server(&name, &server).await {
-                    Ok(StopOutcome::Stopped) => Ok(()),
-                    Ok(StopOutcome::Pending) => {
-                        run.client
-                            .wait_until_stopped(name.as_str(), &server, asked + stop_timeout)
-                            .await
-                    }
-                    Err(e) => Err(StopWaitError::Hub(e)),
-                };
+                let result = run
+                    .client
+                    .stop_and_wait(&name, &server, asked + stop_timeout)
+                    .await;
                 match result {
                     Ok(()) => run.record().success("stop", Some(asked.elapsed())),
                     Err(e) => {
@@ -196,8 +191,7 @@ fn stop_reason(e: &StopWaitError) -> &'static str {
     }
 }
 
-/// Deletes each user, `concurrency` at a time. A 400 means the server is still
-/// stopping: wait for it (up to `stop_timeout`) and try again, twice at most.
+/// Deletes each user, `concurrency` at a time, waiting out a server still stopping.
 pub async fn delete_users(
     run: &Run,
     users: Vec<OurName>,
@@ -212,24 +206,15 @@ pub async fn delete_users(
         .for_each_concurrent(concurrency.max(1), |name| {
             let bar = bar.clone();
             async move {
-                let mut tries = 0;
-                loop {
-                    tries += 1;
-                    match run.client.delete_user(&name).await {
-                        Ok(_) => {
-                            run.record().success("delete_user", None);
-                            break;
-                        }
-                        Err(e) if e.status() == Some(400) && tries < 3 => {
-                            tracing::debug!(user = %name, "server still stopping; waiting to delete");
-                            let deadline = Instant::now() + stop_timeout;
-                            let _ = run.client.wait_until_stopped(name.as_str(), "", deadline).await;
-                        }
-                        Err(e) => {
-                            tracing::warn!(user = %name, error = %e, "delete failed");
-                            run.record().failure("delete_user", e.reason().as_str());
-                            break;
-                        }
+                match run
+                    .client
+                    .delete_user_when_stopped(&name, stop_timeout)
+                    .await
+                {
+                    Ok(_) => run.record().success("delete_user", None),
+                    Err(e) => {
+                        tracing::warn!(user = %name, error = %e, "delete failed");
+                        run.record().failure("delete_user", e.reason().as_str());
                     }
                 }
                 bar.inc(1);

@@ -2,6 +2,7 @@
 //! sees raw input. Every problem is reported, each on one line naming the flag, and
 //! no request is sent before all input is known good.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -9,10 +10,15 @@ use std::time::Duration;
 use serde_json::Value;
 use url::Url;
 
-use crate::cli::{ActivityArgs, Cli, Command, LogFormat, MockHubArgs, PurgeArgs, StressTestArgs};
+use crate::cli::{
+    ActivityArgs, Cli, Command, DemoArgs, LogFormat, MockHubArgs, PurgeArgs, StressTestArgs,
+};
 use crate::hub::{ClientConfig, Token};
 use crate::mockhub::{Faults, MockConfig};
+
 use crate::names::Prefix;
+
+pub mod soak;
 
 /// One problem with the input, naming where it came from.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -126,7 +132,19 @@ pub struct MockHubSettings {
 }
 
 #[derive(Debug, Clone)]
+pub struct DemoSettings {
+    pub metrics_listen: SocketAddr,
+    pub hub_listen: SocketAddr,
+    pub target: usize,
+    pub spawn_failure_rate: f64,
+    pub duration: Duration,
+}
+
+#[derive(Debug, Clone)]
 pub enum CommandSettings {
+    Soak(Box<soak::SoakSettings>),
+    Validate(Box<soak::SoakSettings>),
+    Demo(DemoSettings),
     StressTest(StressSettings),
     ActivityStressTest(ActivitySettings),
     Purge(PurgeSettings),
@@ -243,16 +261,16 @@ fn check_output_path(key: &str, path: &Option<PathBuf>, problems: &mut Problems)
 }
 
 impl Settings {
-    /// Validates the command line; `env` looks up environment variables (a parameter so
-    /// tests need not touch the process environment).
+    /// Validates the command line; `env` is the process environment (a parameter so
+    /// tests need not touch the real one).
     pub fn from_cli(
         cli: Cli,
-        env: &dyn Fn(&str) -> Option<String>,
+        env: &HashMap<String, String>,
     ) -> Result<Settings, Vec<SettingsError>> {
         let mut problems = Problems::default();
-        let log = LogSettings {
+        let mut log = LogSettings {
             verbose: cli.verbose,
-            format: cli.log_format,
+            format: cli.log_format.unwrap_or(LogFormat::Text),
             file: cli
                 .log_to_file
                 .as_ref()
@@ -262,6 +280,27 @@ impl Settings {
             check_output_path("--log-to-file", &Some(path.clone()), &mut problems);
         }
         let command = match &cli.command {
+            Command::Soak(args) => {
+                let o = soak_overrides(
+                    &cli,
+                    args.config.clone(),
+                    args.duration.clone(),
+                    &mut problems,
+                    &[
+                        ("population.target", &args.target),
+                        ("metrics.listen", &args.metrics_listen),
+                        ("shutdown.on_exit", &args.on_exit),
+                    ],
+                );
+                soak_settings(&o, env, &mut problems, &mut log)
+                    .map(|s| CommandSettings::Soak(Box::new(s)))
+            }
+            Command::Validate(args) => {
+                let o = soak_overrides(&cli, args.config.clone(), None, &mut problems, &[]);
+                soak_settings(&o, env, &mut problems, &mut log)
+                    .map(|s| CommandSettings::Validate(Box::new(s)))
+            }
+            Command::Demo(args) => demo(args, &mut problems).map(CommandSettings::Demo),
             Command::StressTest(args) => {
                 let target = target(&cli, env, &mut problems);
                 stress(args, target, &mut problems).map(CommandSettings::StressTest)
@@ -275,7 +314,7 @@ impl Settings {
                 purge(args, target, &mut problems).map(CommandSettings::Purge)
             }
             Command::MockHub(args) => {
-                mock_hub(args, &cli, &mut problems).map(CommandSettings::MockHub)
+                mock_hub(args, &cli, env, &mut problems).map(CommandSettings::MockHub)
             }
         };
         match command {
@@ -285,16 +324,116 @@ impl Settings {
     }
 }
 
-fn target(
+/// Flags the user gave, as overrides of soak setting keys.
+fn soak_overrides(
     cli: &Cli,
-    env: &dyn Fn(&str) -> Option<String>,
+    config_file: Option<PathBuf>,
+    duration: Option<String>,
     problems: &mut Problems,
-) -> Option<Target> {
-    let endpoint = cli
-        .endpoint
-        .clone()
-        .filter(|e| !e.trim().is_empty())
-        .or_else(|| env("JUPYTERHUB_API_URL").filter(|e| !e.trim().is_empty()));
+    extra: &[(&'static str, &Option<String>)],
+) -> soak::SoakOverrides {
+    if cli.dry_run {
+        problems.push(
+            "--dry-run",
+            "the soak has no dry run; use `hubsoak validate` to check settings",
+        );
+    }
+    let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+    let log_format = cli.log_format.map(|f| match f {
+        LogFormat::Text => "text".to_string(),
+        LogFormat::Json => "json".to_string(),
+    });
+    let mut pairs = Vec::new();
+    for (key, value) in [
+        ("hub.endpoint", cli.endpoint.clone()),
+        ("hub.token", cli.token.clone()),
+        ("hub.token_file", path(&cli.token_file)),
+        ("hub.request_timeout", cli.request_timeout.clone()),
+        ("hub.ca_file", path(&cli.ca_file)),
+        ("users.prefix", cli.prefix.clone()),
+        ("log.format", log_format),
+    ]
+    .into_iter()
+    .chain(extra.iter().map(|(k, v)| (*k, (*v).clone())))
+    {
+        if let Some(v) = value {
+            pairs.push((key, v));
+        }
+    }
+    soak::SoakOverrides {
+        config_file,
+        pairs,
+        duration,
+    }
+}
+
+fn soak_settings(
+    o: &soak::SoakOverrides,
+    env: &HashMap<String, String>,
+    problems: &mut Problems,
+    log: &mut LogSettings,
+) -> Option<soak::SoakSettings> {
+    match soak::load(o, env) {
+        Ok(s) => {
+            log.format = s.log_format;
+            Some(s)
+        }
+        Err(errors) => {
+            problems.0.extend(errors);
+            None
+        }
+    }
+}
+
+fn demo(args: &DemoArgs, p: &mut Problems) -> Option<DemoSettings> {
+    let addr = |p: &mut Problems, key: &str, raw: &str| {
+        raw.parse::<SocketAddr>()
+            .map_err(|_| {
+                p.push(
+                    key,
+                    format!("{raw:?} is not an address like 127.0.0.1:9095"),
+                )
+            })
+            .ok()
+    };
+    let metrics_listen = addr(p, "--metrics-listen", &args.metrics_listen);
+    let hub_listen = addr(p, "--hub-listen", &args.hub_listen);
+    let target = p.take(parse_count("--target", &args.target, 1), 1) as usize;
+    let spawn_failure_rate = p.take(
+        parse_rate("--spawn-failure-rate", &args.spawn_failure_rate),
+        0.0,
+    );
+    let duration = p.take(parse_duration("--duration", &args.duration), Duration::ZERO);
+    if duration.is_zero() {
+        p.push("--duration", "must be more than 0s");
+    }
+    Some(DemoSettings {
+        metrics_listen: metrics_listen?,
+        hub_listen: hub_listen?,
+        target,
+        spawn_failure_rate,
+        duration,
+    })
+}
+
+/// The first non-empty of the flag and the environment variables, in order.
+fn flag_or_env(
+    flag: &Option<String>,
+    env: &HashMap<String, String>,
+    vars: &[&str],
+) -> Option<String> {
+    flag.clone()
+        .into_iter()
+        .chain(vars.iter().filter_map(|v| env.get(*v).cloned()))
+        .find(|v| !v.trim().is_empty())
+}
+
+fn target(cli: &Cli, env: &HashMap<String, String>, problems: &mut Problems) -> Option<Target> {
+    let endpoint = flag_or_env(
+        &cli.endpoint,
+        env,
+        &["JUPYTERHUB_ENDPOINT", "JUPYTERHUB_API_URL"],
+    );
     let api_url = match endpoint {
         Some(raw) => problems.take(parse_endpoint("--endpoint", &raw).map(Some), None),
         None => {
@@ -305,12 +444,17 @@ fn target(
             None
         }
     };
+    let token_value = flag_or_env(&cli.token, env, &["JUPYTERHUB_API_TOKEN"]);
     let token = problems.take(
-        resolve_token("--token", cli.token.as_deref(), cli.token_file.as_deref()).map(Some),
+        resolve_token("--token", token_value.as_deref(), cli.token_file.as_deref()).map(Some),
         None,
     );
     let request_timeout = problems.take(
-        parse_duration("--request-timeout", &cli.request_timeout).and_then(|d| {
+        parse_duration(
+            "--request-timeout",
+            cli.request_timeout.as_deref().unwrap_or("30s"),
+        )
+        .and_then(|d| {
             if d.is_zero() {
                 Err(SettingsError::new(
                     "--request-timeout",
@@ -323,7 +467,7 @@ fn target(
         Duration::from_secs(30),
     );
     let prefix = problems.take(
-        Prefix::new(&cli.prefix)
+        Prefix::new(cli.prefix.as_deref().unwrap_or("hubsoak"))
             .map(Some)
             .map_err(|e| SettingsError::new("--prefix", e.to_string())),
         None,
@@ -456,7 +600,12 @@ fn parse_range(key: &str, raw: &str) -> Result<std::ops::RangeInclusive<u64>, Se
     Ok(lo..=hi)
 }
 
-fn mock_hub(args: &MockHubArgs, cli: &Cli, p: &mut Problems) -> Option<MockHubSettings> {
+fn mock_hub(
+    args: &MockHubArgs,
+    cli: &Cli,
+    env: &HashMap<String, String>,
+    p: &mut Problems,
+) -> Option<MockHubSettings> {
     let listen = p.take(
         args.listen.parse::<SocketAddr>().map(Some).map_err(|_| {
             SettingsError::new(
@@ -466,7 +615,8 @@ fn mock_hub(args: &MockHubArgs, cli: &Cli, p: &mut Problems) -> Option<MockHubSe
         }),
         None,
     );
-    let token = match (&cli.token_file, &cli.token) {
+    let token_value = flag_or_env(&cli.token, env, &["JUPYTERHUB_API_TOKEN"]);
+    let token = match (&cli.token_file, &token_value) {
         (None, None) => None,
         (file, value) => p.take(
             resolve_token("--token", value.as_deref(), file.as_deref()).map(Some),

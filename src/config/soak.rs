@@ -1,0 +1,596 @@
+//! `hubsoak soak` settings, in layers through the `config` crate: the built-in defaults
+//! (config/hubsoak.toml, compiled in) < a TOML file < the environment < flags. The merged
+//! tree is then read key by key, so every problem is reported at once, naming its key.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use config::{Config, Environment, File, FileFormat};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::{parse_duration, parse_endpoint, resolve_token, HubSettings, SettingsError};
+use crate::cli::LogFormat;
+use crate::names::{valid_server_name, Prefix};
+
+/// The documented defaults; every key the soak knows is in this file.
+pub const DEFAULTS_TOML: &str = include_str!("../../config/hubsoak.toml");
+
+/// Keys that have no default and so appear in the file only as comments.
+const OPTIONAL_KEYS: [&str; 3] = ["hub.endpoint", "hub.token", "hub.token_file"];
+
+/// What to do with our servers on the way out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnExit {
+    Leave,
+    Stop,
+    Purge,
+}
+
+fn human<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&humantime::format_duration(*d).to_string())
+}
+
+fn human_opt<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => human(d, s),
+        None => s.serialize_str("until stopped"),
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PopulationSettings {
+    pub target: usize,
+    pub max_spawns_in_flight: usize,
+    pub spawn_rate: f64,
+    #[serde(serialize_with = "human")]
+    pub session_min: Duration,
+    #[serde(serialize_with = "human")]
+    pub session_max: Duration,
+    #[serde(serialize_with = "human")]
+    pub spawn_timeout: Duration,
+    #[serde(serialize_with = "human")]
+    pub stop_timeout: Duration,
+    #[serde(serialize_with = "human")]
+    pub backoff_min: Duration,
+    #[serde(serialize_with = "human")]
+    pub backoff_max: Duration,
+    pub server_name: String,
+    pub user_options: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SoakSettings {
+    #[serde(serialize_with = "hub_view")]
+    pub hub: HubSettings,
+    #[serde(serialize_with = "prefix_view")]
+    pub prefix: Prefix,
+    pub population: PopulationSettings,
+    #[serde(serialize_with = "human")]
+    pub activity_interval: Duration,
+    pub activity_jitter: f64,
+    #[serde(serialize_with = "human")]
+    pub ping_interval: Duration,
+    pub metrics_listen: SocketAddr,
+    pub on_exit: OnExit,
+    #[serde(serialize_with = "human")]
+    pub grace: Duration,
+    pub log_format: LogFormat,
+    /// Stop by itself after this long (`--duration`); `None` runs until signalled.
+    #[serde(serialize_with = "human_opt")]
+    pub duration: Option<Duration>,
+}
+
+fn hub_view<S: serde::Serializer>(h: &HubSettings, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeStruct;
+    let mut st = s.serialize_struct("hub", 5)?;
+    st.serialize_field("endpoint", h.api_url.as_str())?;
+    st.serialize_field("token", &h.token)?;
+    st.serialize_field(
+        "request_timeout",
+        &humantime::format_duration(h.request_timeout).to_string(),
+    )?;
+    st.serialize_field("max_in_flight", &h.max_in_flight)?;
+    st.serialize_field(
+        "ca_file",
+        &h.ca_file
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+    )?;
+    st.end()
+}
+
+fn prefix_view<S: serde::Serializer>(p: &Prefix, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(p.as_str())
+}
+
+impl SoakSettings {
+    /// The effective settings as TOML, token redacted (`hubsoak validate`).
+    pub fn to_toml(&self) -> String {
+        let view = serde_json::json!({
+            "hub": serde_json::to_value(self).ok().and_then(|v| v.get("hub").cloned()),
+            "users": { "prefix": self.prefix.as_str() },
+            "population": self.population,
+            "activity": {
+                "interval": humantime::format_duration(self.activity_interval).to_string(),
+                "jitter": self.activity_jitter,
+            },
+            "ping": { "interval": humantime::format_duration(self.ping_interval).to_string() },
+            "metrics": { "listen": self.metrics_listen.to_string() },
+            "shutdown": {
+                "on_exit": self.on_exit,
+                "grace": humantime::format_duration(self.grace).to_string(),
+            },
+            "log": { "format": self.log_format },
+        });
+        toml::to_string(&view).unwrap_or_default()
+    }
+}
+
+/// Values from flags, which override every other layer. Only flags the user gave.
+#[derive(Debug, Clone, Default)]
+pub struct SoakOverrides {
+    pub config_file: Option<PathBuf>,
+    pub pairs: Vec<(&'static str, String)>,
+    pub duration: Option<String>,
+}
+
+fn known_keys() -> BTreeSet<String> {
+    let mut keys = BTreeSet::new();
+    if let Ok(Value::Object(root)) = DEFAULTS_TOML
+        .parse::<toml::Table>()
+        .map(|t| serde_json::to_value(t).unwrap_or(Value::Null))
+    {
+        for (section, table) in root {
+            if let Value::Object(table) = table {
+                for key in table.keys() {
+                    keys.insert(format!("{section}.{key}"));
+                }
+            }
+        }
+    }
+    keys.extend(OPTIONAL_KEYS.iter().map(|k| k.to_string()));
+    keys
+}
+
+/// Merges the layers into one tree.
+fn merge(o: &SoakOverrides, env: &HashMap<String, String>) -> Result<Value, SettingsError> {
+    let mut b = Config::builder().add_source(File::from_str(DEFAULTS_TOML, FileFormat::Toml));
+    if let Some(path) = &o.config_file {
+        if let Err(e) = std::fs::metadata(path).and_then(|m| {
+            if m.is_file() {
+                Ok(())
+            } else {
+                Err(std::io::Error::other("not a file"))
+            }
+        }) {
+            return Err(SettingsError::new(
+                "--config",
+                format!("cannot read {}: {e}", path.display()),
+            ));
+        }
+        b = b.add_source(File::from(path.as_path()).format(FileFormat::Toml));
+    }
+    // JupyterHub's own variables, below our HUBSOAK__ ones.
+    let mut jh = Map::new();
+    let get = |k: &str| env.get(k).filter(|v| !v.trim().is_empty()).cloned();
+    if let Some(e) = get("JUPYTERHUB_ENDPOINT").or_else(|| get("JUPYTERHUB_API_URL")) {
+        jh.insert("endpoint".into(), Value::String(e));
+    }
+    if let Some(t) = get("JUPYTERHUB_API_TOKEN") {
+        jh.insert("token".into(), Value::String(t));
+    }
+    if !jh.is_empty() {
+        let json = serde_json::json!({ "hub": jh }).to_string();
+        b = b.add_source(File::from_str(&json, FileFormat::Json));
+    }
+    let ours: HashMap<String, String> = env
+        .iter()
+        .filter(|(k, _)| k.starts_with("HUBSOAK__"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    b = b.add_source(
+        Environment::with_prefix("HUBSOAK")
+            .prefix_separator("__")
+            .separator("__")
+            .source(Some(ours)),
+    );
+    for (key, value) in &o.pairs {
+        b = b
+            .set_override(*key, value.clone())
+            .map_err(|e| SettingsError::new(*key, e.to_string()))?;
+    }
+    let cfg = b.build().map_err(|e| {
+        let key = if o.config_file.is_some() {
+            "--config"
+        } else {
+            "settings"
+        };
+        SettingsError::new(key, e.to_string())
+    })?;
+    cfg.try_deserialize::<Value>()
+        .map_err(|e| SettingsError::new("settings", e.to_string()))
+}
+
+/// Reads typed values out of the merged tree, recording every problem.
+struct Reader<'a> {
+    root: &'a Value,
+    problems: Vec<SettingsError>,
+}
+
+impl Reader<'_> {
+    fn get(&self, key: &str) -> Option<&Value> {
+        let mut v = self.root;
+        for part in key.split('.') {
+            v = v.get(part)?;
+        }
+        (!v.is_null()).then_some(v)
+    }
+
+    fn fail(&mut self, key: &str, message: impl Into<String>) {
+        self.problems.push(SettingsError::new(key, message));
+    }
+
+    fn text(&mut self, key: &str) -> Option<String> {
+        match self.get(key) {
+            None => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            Some(Value::Bool(b)) => Some(b.to_string()),
+            Some(_) => {
+                self.fail(key, "must be a single value, not a table or list");
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, key: &str, positive: bool) -> Duration {
+        let Some(raw) = self.text(key) else {
+            self.fail(key, "is required");
+            return Duration::ZERO;
+        };
+        match parse_duration(key, &raw) {
+            Ok(d) if positive && d.is_zero() => {
+                self.fail(key, "must be more than 0s");
+                d
+            }
+            Ok(d) => d,
+            Err(e) => {
+                self.problems.push(e);
+                Duration::ZERO
+            }
+        }
+    }
+
+    fn integer(&mut self, key: &str, min: i64, max: i64) -> i64 {
+        let raw = self.text(key).unwrap_or_default();
+        match raw.trim().parse::<i64>() {
+            Ok(n) if (min..=max).contains(&n) => n,
+            Ok(n) => {
+                self.fail(key, format!("must be between {min} and {max} (got {n})"));
+                min
+            }
+            Err(_) => {
+                self.fail(key, format!("{raw:?} is not a whole number"));
+                min
+            }
+        }
+    }
+
+    fn float(&mut self, key: &str, min_exclusive: f64, max: f64) -> f64 {
+        let raw = self.text(key).unwrap_or_default();
+        match raw.trim().parse::<f64>() {
+            Ok(x) if x > min_exclusive && x <= max => x,
+            Ok(x) => {
+                self.fail(
+                    key,
+                    format!("must be more than {min_exclusive} and at most {max} (got {x})"),
+                );
+                max
+            }
+            Err(_) => {
+                self.fail(key, format!("{raw:?} is not a number"));
+                max
+            }
+        }
+    }
+}
+
+/// Every leaf key of the tree, as `section.key` (user options are free-form).
+fn unknown_keys(root: &Value, known: &BTreeSet<String>) -> Vec<String> {
+    let mut unknown = Vec::new();
+    let Value::Object(sections) = root else {
+        return unknown;
+    };
+    for (section, table) in sections {
+        match table {
+            Value::Object(keys) => {
+                for key in keys.keys() {
+                    let full = format!("{section}.{key}");
+                    if !known.contains(&full) {
+                        unknown.push(full);
+                    }
+                }
+            }
+            _ => unknown.push(section.clone()),
+        }
+    }
+    unknown
+}
+
+/// The soak's settings from every layer, or every problem found.
+pub fn load(
+    o: &SoakOverrides,
+    env: &HashMap<String, String>,
+) -> Result<SoakSettings, Vec<SettingsError>> {
+    let tree = merge(o, env).map_err(|e| vec![e])?;
+    let mut r = Reader {
+        root: &tree,
+        problems: Vec::new(),
+    };
+    for key in unknown_keys(&tree, &known_keys()) {
+        r.fail(&key, "unknown key (see config/hubsoak.toml for every key)");
+    }
+
+    let endpoint = match r.text("hub.endpoint").filter(|e| !e.trim().is_empty()) {
+        Some(raw) => parse_endpoint("hub.endpoint", &raw)
+            .map_err(|e| r.problems.push(e))
+            .ok(),
+        None => {
+            r.fail(
+                "hub.endpoint",
+                "is required: set it, or JUPYTERHUB_ENDPOINT, or pass -e",
+            );
+            None
+        }
+    };
+    let token_file = r.text("hub.token_file").filter(|t| !t.trim().is_empty());
+    let token_value = r.text("hub.token").filter(|t| !t.trim().is_empty());
+    let token = match (&token_file, &token_value) {
+        (None, None) => {
+            r.fail(
+                "hub.token",
+                "no API token: set hub.token_file or hub.token, or JUPYTERHUB_API_TOKEN",
+            );
+            None
+        }
+        (file, value) => resolve_token(
+            "hub.token",
+            value.as_deref(),
+            file.as_deref().map(Path::new),
+        )
+        .map_err(|e| {
+            let key = if file.is_some() {
+                "hub.token_file"
+            } else {
+                "hub.token"
+            };
+            r.problems.push(SettingsError::new(key, e.message))
+        })
+        .ok(),
+    };
+    let request_timeout = r.duration("hub.request_timeout", true);
+    let max_in_flight = r.integer("hub.max_in_flight", 1, 10_000) as usize;
+    let ca_file = r
+        .text("hub.ca_file")
+        .filter(|p| !p.trim().is_empty())
+        .map(PathBuf::from);
+    if let Some(ca) = &ca_file {
+        if !ca.is_file() {
+            r.fail(
+                "hub.ca_file",
+                format!("{} is not a readable file", ca.display()),
+            );
+        }
+    }
+    let prefix = r.text("users.prefix").unwrap_or_default();
+    let prefix = Prefix::new(&prefix)
+        .map_err(|e| r.fail("users.prefix", e.to_string()))
+        .ok();
+
+    let target = r.integer("population.target", 0, 100_000) as usize;
+    let max_spawns_in_flight = r.integer("population.max_spawns_in_flight", 1, 10_000) as usize;
+    let spawn_rate = r.float("population.spawn_rate", 0.0, 100_000.0);
+    let session_min = r.duration("population.session_min", true);
+    let session_max = r.duration("population.session_max", true);
+    if session_min > session_max {
+        r.fail(
+            "population.session_min",
+            format!(
+                "must not be longer than population.session_max ({} > {})",
+                humantime::format_duration(session_min),
+                humantime::format_duration(session_max)
+            ),
+        );
+    }
+    let spawn_timeout = r.duration("population.spawn_timeout", true);
+    let stop_timeout = r.duration("population.stop_timeout", true);
+    let backoff_min = r.duration("population.backoff_min", true);
+    let backoff_max = r.duration("population.backoff_max", true);
+    if backoff_min > backoff_max {
+        r.fail(
+            "population.backoff_min",
+            "must not be longer than population.backoff_max",
+        );
+    }
+    let server_name = r.text("population.server_name").unwrap_or_default();
+    if !server_name.is_empty() && !valid_server_name(&server_name) {
+        r.fail(
+            "population.server_name",
+            "must be 1-30 of a-z, 0-9 and '-', starting with a letter (or \"\" for the default server)",
+        );
+    }
+    let user_options = match r.get("population.user_options") {
+        None => Map::new(),
+        Some(Value::Object(m)) => m.clone(),
+        Some(_) => {
+            r.fail(
+                "population.user_options",
+                "must be a table, e.g. { profile = \"small\" }",
+            );
+            Map::new()
+        }
+    };
+    let activity_interval = r.duration("activity.interval", true);
+    let activity_jitter = {
+        let raw = r.text("activity.jitter").unwrap_or_default();
+        match raw.trim().parse::<f64>() {
+            Ok(j) if (0.0..=0.5).contains(&j) => j,
+            _ => {
+                r.fail(
+                    "activity.jitter",
+                    format!("{raw:?} must be a fraction between 0.0 and 0.5"),
+                );
+                0.0
+            }
+        }
+    };
+    let ping_interval = r.duration("ping.interval", true);
+    let listen_raw = r.text("metrics.listen").unwrap_or_default();
+    let metrics_listen = listen_raw
+        .parse::<SocketAddr>()
+        .map_err(|_| {
+            r.fail(
+                "metrics.listen",
+                format!("{listen_raw:?} is not an address like 0.0.0.0:9095"),
+            )
+        })
+        .ok();
+    let on_exit = match r.text("shutdown.on_exit").as_deref() {
+        Some("leave") => OnExit::Leave,
+        Some("stop") => OnExit::Stop,
+        Some("purge") => OnExit::Purge,
+        other => {
+            r.fail(
+                "shutdown.on_exit",
+                format!(
+                    "{:?} must be \"leave\", \"stop\" or \"purge\"",
+                    other.unwrap_or("")
+                ),
+            );
+            OnExit::Leave
+        }
+    };
+    let grace = r.duration("shutdown.grace", true);
+    let log_format = match r.text("log.format").as_deref() {
+        Some("text") => LogFormat::Text,
+        Some("json") => LogFormat::Json,
+        other => {
+            r.fail(
+                "log.format",
+                format!("{:?} must be \"text\" or \"json\"", other.unwrap_or("")),
+            );
+            LogFormat::Text
+        }
+    };
+    let duration = match &o.duration {
+        None => None,
+        Some(raw) => match parse_duration("--duration", raw) {
+            Ok(d) if !d.is_zero() => Some(d),
+            Ok(_) => {
+                r.fail("--duration", "must be more than 0s");
+                None
+            }
+            Err(e) => {
+                r.problems.push(e);
+                None
+            }
+        },
+    };
+    if !r.problems.is_empty() {
+        return Err(r.problems);
+    }
+    let (Some(api_url), Some(token), Some(prefix), Some(metrics_listen)) =
+        (endpoint, token, prefix, metrics_listen)
+    else {
+        return Err(vec![SettingsError::new("settings", "incomplete")]);
+    };
+    Ok(SoakSettings {
+        hub: HubSettings {
+            api_url,
+            token,
+            request_timeout,
+            ca_file,
+            max_in_flight,
+        },
+        prefix,
+        population: PopulationSettings {
+            target,
+            max_spawns_in_flight,
+            spawn_rate,
+            session_min,
+            session_max,
+            spawn_timeout,
+            stop_timeout,
+            backoff_min,
+            backoff_max,
+            server_name,
+            user_options,
+        },
+        activity_interval,
+        activity_jitter,
+        ping_interval,
+        metrics_listen,
+        on_exit,
+        grace,
+        log_format,
+        duration,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_plus_endpoint_and_token_are_valid() {
+        let s = load(
+            &SoakOverrides::default(),
+            &env(&[
+                ("JUPYTERHUB_ENDPOINT", "http://h/hub/api"),
+                ("JUPYTERHUB_API_TOKEN", "t0k"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.population.target, 10);
+        assert_eq!(s.population.session_min, Duration::from_secs(600));
+        assert_eq!(s.on_exit, OnExit::Leave);
+        assert!(!s.to_toml().contains("t0k"));
+    }
+
+    #[test]
+    fn layers_override_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "[population]\ntarget = 3\nspawn_rate = 10\n[hub]\nendpoint = \"http://file/hub/api\"\ntoken = \"f\"\n").unwrap();
+        let o = SoakOverrides {
+            config_file: Some(file),
+            pairs: vec![("population.spawn_rate", "99".into())],
+            duration: None,
+        };
+        let e = env(&[
+            ("HUBSOAK__POPULATION__TARGET", "7"),
+            ("JUPYTERHUB_ENDPOINT", "http://jh/hub/api"),
+            ("HUBSOAK__HUB__ENDPOINT", "http://ours/hub/api"),
+        ]);
+        let s = load(&o, &e).unwrap();
+        assert_eq!(s.population.target, 7, "env over file");
+        assert_eq!(s.population.spawn_rate, 99.0, "flag over env and file");
+        assert_eq!(
+            s.hub.api_url.as_str(),
+            "http://ours/hub/api/",
+            "HUBSOAK__ over JUPYTERHUB_"
+        );
+    }
+}

@@ -1,0 +1,110 @@
+//! `hubsoak demo`: the simulator and a soak against it, in one process — realistic
+//! spawn times with jitter, a little failure, a concurrent spawn limit, short sessions —
+//! so `/metrics` fills within a minute without any hub.
+
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::soak::{OnExit, PopulationSettings, SoakSettings};
+use crate::config::{DemoSettings, HubSettings};
+use crate::hub::Token;
+use crate::mockhub::{MockConfig, MockHub};
+use crate::soak::{self, SoakEnd};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("--hub-listen: cannot bind {addr}: {source}")]
+    HubBind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("--metrics-listen: cannot bind {addr}: {source}")]
+    MetricsBind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Soak(#[from] soak::SoakError),
+}
+
+pub async fn run(s: &DemoSettings, stop: CancellationToken) -> Result<SoakEnd, DemoError> {
+    let secret: String = rand::thread_rng()
+        .sample_iter(rand::distributions::Alphanumeric)
+        .take(32)
+        .map(char::from)
+        .collect();
+    let token = Token::new(&secret).expect("alphanumeric is a valid token");
+    let hub = MockHub::new(MockConfig {
+        token: secret,
+        spawn_delay: Duration::from_secs(2),
+        spawn_jitter: Duration::from_secs(6),
+        stop_delay: Duration::from_millis(500),
+        spawn_failure_rate: s.spawn_failure_rate,
+        concurrent_spawn_limit: Some(8),
+        retry_after: 2..=5,
+        slow_spawn_timeout: Duration::from_secs(3),
+        ..MockConfig::default()
+    });
+    let server = hub
+        .start(s.hub_listen)
+        .await
+        .map_err(|source| DemoError::HubBind {
+            addr: s.hub_listen,
+            source,
+        })?;
+    let listener = TcpListener::bind(s.metrics_listen)
+        .await
+        .map_err(|source| DemoError::MetricsBind {
+            addr: s.metrics_listen,
+            source,
+        })?;
+    let metrics_addr = listener.local_addr().unwrap_or(s.metrics_listen);
+    let api = server.api_url();
+    println!("hubsoak demo: a simulated JupyterHub at {api}");
+    println!("hubsoak demo: metrics at http://{metrics_addr}/metrics (also /livez, /readyz)");
+    println!(
+        "hubsoak demo: keeping {} servers alive for {}; Ctrl-C to stop sooner",
+        s.target,
+        humantime::format_duration(s.duration)
+    );
+    tracing::info!(addr = %metrics_addr, "admin server listening");
+    let settings = SoakSettings {
+        hub: HubSettings {
+            api_url: format!("{api}/")
+                .parse()
+                .expect("the simulator's URL parses"),
+            token,
+            request_timeout: Duration::from_secs(10),
+            ca_file: None,
+            max_in_flight: 64,
+        },
+        prefix: crate::names::Prefix::new("demo").expect("a valid prefix"),
+        population: PopulationSettings {
+            target: s.target,
+            max_spawns_in_flight: 10,
+            spawn_rate: 60.0,
+            session_min: Duration::from_secs(30),
+            session_max: Duration::from_secs(90),
+            spawn_timeout: Duration::from_secs(60),
+            stop_timeout: Duration::from_secs(30),
+            backoff_min: Duration::from_secs(2),
+            backoff_max: Duration::from_secs(20),
+            server_name: String::new(),
+            user_options: Default::default(),
+        },
+        activity_interval: Duration::from_secs(10),
+        activity_jitter: 0.1,
+        ping_interval: Duration::from_secs(5),
+        metrics_listen: metrics_addr,
+        on_exit: OnExit::Purge,
+        grace: Duration::from_secs(30),
+        log_format: crate::cli::LogFormat::Text,
+        duration: Some(s.duration),
+    };
+    let end = soak::run(settings, listener, stop).await?;
+    server.stop().await;
+    Ok(end)
+}

@@ -1,0 +1,351 @@
+//! The metric catalog of ../shared/DESIGN.md, in one place. Dashboards and alerts are
+//! written against these names. No label ever holds a user or server name: every label
+//! value comes from a small fixed set and is created at start, so each series exists
+//! before its first event.
+
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::hub::{FailureReason, Observer, Operation};
+
+/// JupyterHub's own spawn buckets, so ours and the hub's line up.
+pub const SPAWN_BUCKETS: [f64; 12] = [
+    0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 180.0, 300.0, 600.0,
+];
+const STOP_BUCKETS: [f64; 9] = [0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0];
+const REQUEST_BUCKETS: [f64; 6] = [0.025, 0.1, 0.25, 0.5, 1.0, 5.0];
+const PING_BUCKETS: [f64; 5] = [0.005, 0.025, 0.1, 0.5, 2.5];
+const LAG_BUCKETS: [f64; 4] = [0.01, 0.1, 1.0, 10.0];
+const JOURNEY_BUCKETS: [f64; 6] = [0.1, 0.5, 1.0, 5.0, 15.0, 60.0];
+
+/// The operations in `hubsoak_requests_total{operation}`. Health and version probes are
+/// not among them: they are `hubsoak_ping_*{target}`.
+pub const OPERATIONS: [Operation; 8] = [
+    Operation::CreateUsers,
+    Operation::DeleteUser,
+    Operation::StartServer,
+    Operation::StopServer,
+    Operation::GetUser,
+    Operation::ListUsers,
+    Operation::Activity,
+    Operation::Progress,
+];
+
+/// `hubsoak_servers{state}`.
+pub const SERVER_STATES: [&str; 4] = ["starting", "running", "stopping", "failed"];
+/// `status` of the spawn and stop histograms.
+pub const OUTCOMES: [&str; 3] = ["success", "failure", "timeout"];
+/// `target` of the ping histogram.
+pub const PING_TARGETS: [&str; 3] = ["health", "api", "user"];
+/// `step` of the journey metrics.
+pub const JOURNEY_STEPS: [&str; 6] = [
+    "login",
+    "spawn",
+    "kernel_start",
+    "execute",
+    "kernel_stop",
+    "stop",
+];
+/// `action` of the schedule metrics.
+pub const ACTIONS: [&str; 4] = ["spawn", "stop", "activity", "ping"];
+
+/// Every series hubsoak exports.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub hub_info: IntGaugeVec,
+    pub hub_up: IntGauge,
+    pub population_target: IntGauge,
+    pub servers: IntGaugeVec,
+    pub spawn_duration: HistogramVec,
+    pub stop_duration: HistogramVec,
+    pub requests: IntCounterVec,
+    pub request_failures: IntCounterVec,
+    pub request_duration: HistogramVec,
+    pub retries: IntCounterVec,
+    pub ping_duration: HistogramVec,
+    pub ping_failures: IntCounterVec,
+    pub journey_step_duration: HistogramVec,
+    pub journey_failures: IntCounterVec,
+    pub schedule_lag: HistogramVec,
+    pub actions_dropped: IntCounterVec,
+    hub_version: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+}
+
+fn histogram(name: &str, help: &str, labels: &[&str], buckets: &[f64]) -> HistogramVec {
+    HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(buckets.to_vec()),
+        labels,
+    )
+    .expect("static metric definition")
+}
+
+fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    IntCounterVec::new(Opts::new(name, help), labels).expect("static metric definition")
+}
+
+impl Metrics {
+    /// The catalog, registered and pre-created. `journeys` adds the journey series
+    /// (only exported when journeys are enabled).
+    pub fn new(journeys: bool) -> Metrics {
+        let registry = Registry::new();
+        let build_info = GaugeVec::new(
+            Opts::new("hubsoak_build_info", "hubsoak's version; always 1"),
+            &["version"],
+        )
+        .expect("static metric definition");
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1.0);
+        let hub_info = IntGaugeVec::new(
+            Opts::new(
+                "hubsoak_hub_info",
+                "The hub's version from GET /hub/api/; always 1",
+            ),
+            &["version"],
+        )
+        .expect("static metric definition");
+        hub_info.with_label_values(&["unknown"]).set(1);
+        let hub_up = IntGauge::new("hubsoak_hub_up", "1 if the last GET /hub/health succeeded")
+            .expect("static metric definition");
+        let population_target = IntGauge::new(
+            "hubsoak_population_target",
+            "Servers the soak keeps running",
+        )
+        .expect("static metric definition");
+        let servers = IntGaugeVec::new(
+            Opts::new("hubsoak_servers", "Simulated users' servers by state"),
+            &["state"],
+        )
+        .expect("static metric definition");
+        let m = Metrics {
+            hub_info,
+            hub_up,
+            population_target,
+            servers,
+            spawn_duration: histogram(
+                "hubsoak_spawn_duration_seconds",
+                "From a spawn's planned time until the hub said ready, failed, or we gave up",
+                &["status"],
+                &SPAWN_BUCKETS,
+            ),
+            stop_duration: histogram(
+                "hubsoak_stop_duration_seconds",
+                "From a stop's planned time until the server left the user's servers",
+                &["status"],
+                &STOP_BUCKETS,
+            ),
+            requests: counter(
+                "hubsoak_requests_total",
+                "Hub API requests sent (each attempt)",
+                &["operation"],
+            ),
+            request_failures: counter(
+                "hubsoak_request_failures_total",
+                "Hub API requests that failed, by reason",
+                &["operation", "reason"],
+            ),
+            request_duration: histogram(
+                "hubsoak_request_duration_seconds",
+                "Hub API request latency (each attempt)",
+                &["operation"],
+                &REQUEST_BUCKETS,
+            ),
+            retries: counter(
+                "hubsoak_retries_total",
+                "Hub API requests retried",
+                &["operation"],
+            ),
+            ping_duration: histogram(
+                "hubsoak_ping_duration_seconds",
+                "Probe latency from its planned time: health, api (GET /hub/api/), user",
+                &["target"],
+                &PING_BUCKETS,
+            ),
+            ping_failures: counter(
+                "hubsoak_ping_failures_total",
+                "Probes that failed",
+                &["target"],
+            ),
+            journey_step_duration: histogram(
+                "hubsoak_journey_step_duration_seconds",
+                "Duration of each step of a simulated user's journey",
+                &["step"],
+                &JOURNEY_BUCKETS,
+            ),
+            journey_failures: counter(
+                "hubsoak_journey_failures_total",
+                "Journey steps that failed",
+                &["step"],
+            ),
+            schedule_lag: histogram(
+                "hubsoak_schedule_lag_seconds",
+                "How late an action started after its planned time",
+                &["action"],
+                &LAG_BUCKETS,
+            ),
+            actions_dropped: counter(
+                "hubsoak_actions_dropped_total",
+                "Actions that could not run in their slot",
+                &["action"],
+            ),
+            hub_version: Default::default(),
+            registry,
+        };
+        for s in SERVER_STATES {
+            m.servers.with_label_values(&[s]);
+        }
+        for s in OUTCOMES {
+            m.spawn_duration.with_label_values(&[s]);
+            m.stop_duration.with_label_values(&[s]);
+        }
+        for op in OPERATIONS {
+            let op = op.as_str();
+            m.requests.with_label_values(&[op]);
+            m.retries.with_label_values(&[op]);
+            m.request_duration.with_label_values(&[op]);
+            for r in FailureReason::ALL {
+                m.request_failures.with_label_values(&[op, r.as_str()]);
+            }
+        }
+        for t in PING_TARGETS {
+            m.ping_duration.with_label_values(&[t]);
+            m.ping_failures.with_label_values(&[t]);
+        }
+        for a in ACTIONS {
+            m.schedule_lag.with_label_values(&[a]);
+            m.actions_dropped.with_label_values(&[a]);
+        }
+        let mut collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(build_info),
+            Box::new(m.hub_info.clone()),
+            Box::new(m.hub_up.clone()),
+            Box::new(m.population_target.clone()),
+            Box::new(m.servers.clone()),
+            Box::new(m.spawn_duration.clone()),
+            Box::new(m.stop_duration.clone()),
+            Box::new(m.requests.clone()),
+            Box::new(m.request_failures.clone()),
+            Box::new(m.request_duration.clone()),
+            Box::new(m.retries.clone()),
+            Box::new(m.ping_duration.clone()),
+            Box::new(m.ping_failures.clone()),
+            Box::new(m.schedule_lag.clone()),
+            Box::new(m.actions_dropped.clone()),
+        ];
+        if journeys {
+            for s in JOURNEY_STEPS {
+                m.journey_step_duration.with_label_values(&[s]);
+                m.journey_failures.with_label_values(&[s]);
+            }
+            collectors.push(Box::new(m.journey_step_duration.clone()));
+            collectors.push(Box::new(m.journey_failures.clone()));
+        }
+        #[cfg(target_os = "linux")]
+        collectors.push(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ));
+        for c in collectors {
+            m.registry.register(c).expect("unique metric names");
+        }
+        m
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(32 * 1024);
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        buf
+    }
+
+    /// Replaces the hub version series (there is only ever one).
+    pub fn set_hub_version(&self, version: &str) {
+        let mut current = self.hub_version.lock().unwrap_or_else(|e| e.into_inner());
+        if current.as_deref() == Some(version) {
+            return;
+        }
+        *current = Some(version.to_string());
+        self.hub_info.reset();
+        self.hub_info.with_label_values(&[version]).set(1);
+    }
+
+    pub fn lag(&self, action: &str, lag: Duration) {
+        self.schedule_lag
+            .with_label_values(&[action])
+            .observe(lag.as_secs_f64());
+    }
+
+    pub fn dropped(&self, action: &str) {
+        self.actions_dropped.with_label_values(&[action]).inc();
+    }
+}
+
+impl Observer for Metrics {
+    fn on_request(&self, op: Operation, elapsed: Duration, failure: Option<FailureReason>) {
+        // Probes have their own series.
+        if !OPERATIONS.contains(&op) {
+            return;
+        }
+        let op = op.as_str();
+        self.requests.with_label_values(&[op]).inc();
+        self.request_duration
+            .with_label_values(&[op])
+            .observe(elapsed.as_secs_f64());
+        if let Some(reason) = failure {
+            self.request_failures
+                .with_label_values(&[op, reason.as_str()])
+                .inc();
+        }
+    }
+
+    fn on_retry(&self, op: Operation) {
+        if OPERATIONS.contains(&op) {
+            self.retries.with_label_values(&[op.as_str()]).inc();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_series_exists_before_any_event() {
+        let text = String::from_utf8(Metrics::new(false).encode()).unwrap();
+        for name in [
+            "hubsoak_build_info{version=",
+            "hubsoak_hub_info{version=\"unknown\"} 1",
+            "hubsoak_hub_up 0",
+            "hubsoak_population_target 0",
+            "hubsoak_servers{state=\"failed\"} 0",
+            "hubsoak_spawn_duration_seconds_count{status=\"timeout\"} 0",
+            "hubsoak_stop_duration_seconds_count{status=\"failure\"} 0",
+            "hubsoak_requests_total{operation=\"progress\"} 0",
+            "hubsoak_request_failures_total{operation=\"activity\",reason=\"throttled\"} 0",
+            "hubsoak_request_duration_seconds_count{operation=\"start_server\"} 0",
+            "hubsoak_retries_total{operation=\"start_server\"} 0",
+            "hubsoak_ping_duration_seconds_count{target=\"user\"} 0",
+            "hubsoak_schedule_lag_seconds_count{action=\"activity\"} 0",
+            "hubsoak_actions_dropped_total{action=\"ping\"} 0",
+        ] {
+            assert!(text.contains(name), "{name} missing");
+        }
+        assert!(!text.contains("hubsoak_journey"));
+        let with = String::from_utf8(Metrics::new(true).encode()).unwrap();
+        assert!(with.contains("hubsoak_journey_failures_total{step=\"execute\"} 0"));
+    }
+
+    #[test]
+    fn hub_version_is_a_single_series() {
+        let m = Metrics::new(false);
+        m.set_hub_version("5.2.1");
+        m.set_hub_version("6.1.1");
+        let text = String::from_utf8(m.encode()).unwrap();
+        assert_eq!(text.matches("hubsoak_hub_info{").count(), 1);
+        assert!(text.contains("hubsoak_hub_info{version=\"6.1.1\"} 1"));
+    }
+}

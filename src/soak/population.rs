@@ -1,0 +1,583 @@
+//! The population reconciler: one small state machine per simulated user (a slot), all
+//! driven by one scheduler task from a timer queue. Hub calls run in short-lived tasks
+//! that report back, so thousands of idle users cost a few hundred bytes each.
+//!
+//! absent → starting → running → stopping → absent (churn), and failed → (backoff) → the
+//! action that failed. Every action has a planned time: spawns are paced at spawn_rate,
+//! stops at the session's end, activity on its interval. Latency counts from the plan;
+//! lateness goes to hubsoak_schedule_lag_seconds, and an action that cannot run in its
+//! slot to hubsoak_actions_dropped_total.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use rand::Rng;
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::time::DelayQueue;
+
+use crate::config::soak::SoakSettings;
+use crate::hub::{HubClient, SpawnWaitError, StartOutcome, StopWaitError, User};
+use crate::metrics::Metrics;
+use crate::names::OurName;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// No server; a spawn is queued.
+    Absent,
+    Starting,
+    Running,
+    Stopping,
+    /// Backing off before retrying `Retry`.
+    Failed,
+}
+
+impl State {
+    fn gauge(self) -> Option<&'static str> {
+        match self {
+            State::Absent => None,
+            State::Starting => Some("starting"),
+            State::Running => Some("running"),
+            State::Stopping => Some("stopping"),
+            State::Failed => Some("failed"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    Spawn,
+    Stop,
+}
+
+struct Slot {
+    name: OurName,
+    state: State,
+    /// Bumped by every state change; timers of an older epoch are stale.
+    epoch: u64,
+    /// Whether the user exists on the hub, as far as we know.
+    exists: bool,
+    /// Failures in a row, for backoff.
+    failures: u32,
+    retry: Retry,
+    activity_busy: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Due {
+    Spawn,
+    Stop,
+    Activity,
+    Retry,
+}
+
+#[derive(Debug)]
+enum SpawnResult {
+    Ready,
+    Failed,
+    TimedOut,
+    NoUser,
+}
+
+#[derive(Debug)]
+enum Done {
+    Spawn(usize, SpawnResult),
+    Stop(usize, bool),
+    Activity(usize),
+    /// An adopted server that was already starting (true: it became ready).
+    AdoptedStart(usize, bool),
+    /// An adopted server that was already stopping has stopped (or we gave up).
+    AdoptedStop(usize),
+}
+
+/// The reconciler. `run` consumes it.
+pub struct Population {
+    client: HubClient,
+    metrics: Metrics,
+    settings: Arc<SoakSettings>,
+    user_options: Option<Arc<Value>>,
+    slots: Vec<Slot>,
+    queue: DelayQueue<(usize, Due, u64)>,
+    done_tx: mpsc::UnboundedSender<Done>,
+    done_rx: mpsc::UnboundedReceiver<Done>,
+    next_spawn: Instant,
+    spawn_interval: Duration,
+    spawns_in_flight: usize,
+    waiting_spawns: VecDeque<(usize, Instant)>,
+    tasks: JoinSet<()>,
+    /// A running user's name for the ping task's `GET /users/{name}`.
+    probe_user: Arc<Mutex<Option<String>>>,
+}
+
+impl Population {
+    pub fn new(
+        client: HubClient,
+        metrics: Metrics,
+        settings: Arc<SoakSettings>,
+        probe_user: Arc<Mutex<Option<String>>>,
+    ) -> Self {
+        let p = &settings.population;
+        let slots = (1..=p.target as u64)
+            .map(|n| Slot {
+                name: settings.prefix.name(n),
+                state: State::Absent,
+                epoch: 0,
+                exists: false,
+                failures: 0,
+                retry: Retry::Spawn,
+                activity_busy: false,
+            })
+            .collect();
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        let user_options =
+            (!p.user_options.is_empty()).then(|| Arc::new(Value::Object(p.user_options.clone())));
+        metrics.population_target.set(p.target as i64);
+        Population {
+            spawn_interval: Duration::from_secs_f64(60.0 / p.spawn_rate),
+            client,
+            metrics,
+            user_options,
+            slots,
+            queue: DelayQueue::new(),
+            done_tx,
+            done_rx,
+            next_spawn: Instant::now(),
+            spawns_in_flight: 0,
+            waiting_spawns: VecDeque::new(),
+            tasks: JoinSet::new(),
+            probe_user,
+            settings,
+        }
+    }
+
+    /// Adopts what is on the hub, then keeps the population at its target until `stop`.
+    pub async fn run(mut self, stop: CancellationToken) {
+        let Some(existing) = self.list_ours(&stop).await else {
+            return;
+        };
+        self.adopt(existing).await;
+        let mut summary = tokio::time::interval(Duration::from_secs(60));
+        summary.tick().await;
+        loop {
+            while self.tasks.try_join_next().is_some() {}
+            tokio::select! {
+                biased;
+                _ = stop.cancelled() => break,
+                Some(done) = self.done_rx.recv() => self.on_done(done),
+                Some(expired) = self.queue.next(), if !self.queue.is_empty() => {
+                    let planned = expired.deadline();
+                    let (slot, due, epoch) = expired.into_inner();
+                    self.on_due(slot, due, epoch, planned);
+                }
+                _ = summary.tick() => self.log_summary(),
+            }
+        }
+        self.tasks.abort_all();
+        self.log_summary();
+    }
+
+    /// Our users on the hub, retried until the hub answers or `stop`.
+    async fn list_ours(&self, stop: &CancellationToken) -> Option<Vec<(OurName, User)>> {
+        let mut wait = self.settings.population.backoff_min;
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return None,
+                listed = self.client.list_our_users(&self.settings.prefix) => match listed {
+                    Ok(users) => return Some(users),
+                    Err(e) => tracing::warn!(error = %e, retry_in = ?wait, "cannot list our users yet"),
+                },
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return None,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            wait = (wait * 2).min(self.settings.population.backoff_max);
+        }
+    }
+
+    /// Takes over our users already on the hub, so a restarted soak neither duplicates
+    /// nor orphans: users 1..=target become slots in their current state; any other of
+    /// ours is stopped and deleted.
+    async fn adopt(&mut self, existing: Vec<(OurName, User)>) {
+        let server = self.settings.population.server_name.clone();
+        let target = self.slots.len() as u64;
+        let (mut adopted, mut surplus) = (0, 0);
+        for (name, user) in existing {
+            let index = self.settings.prefix.index_of(name.as_str());
+            let Some(i) = index
+                .filter(|n| (1..=target).contains(n))
+                .map(|n| n as usize - 1)
+            else {
+                surplus += 1;
+                self.retire(name, user.servers.keys().cloned().collect());
+                continue;
+            };
+            adopted += 1;
+            self.slots[i].exists = true;
+            match user.server(&server) {
+                Some(s) if s.ready => self.became_running(i),
+                Some(s) if s.pending.as_deref() == Some("stop") => {
+                    self.set(i, State::Stopping);
+                    let (client, tx, name, srv) = self.task_parts(i);
+                    let deadline = Instant::now() + self.settings.population.stop_timeout;
+                    self.tasks.spawn(async move {
+                        let _ = client
+                            .wait_until_stopped(name.as_str(), &srv, deadline.into_std())
+                            .await;
+                        let _ = tx.send(Done::AdoptedStop(i));
+                    });
+                }
+                Some(_) => {
+                    self.set(i, State::Starting);
+                    let (client, tx, name, srv) = self.task_parts(i);
+                    let deadline = Instant::now() + self.settings.population.spawn_timeout;
+                    self.tasks.spawn(async move {
+                        let ok = client
+                            .wait_until_ready(name.as_str(), &srv, deadline.into_std())
+                            .await
+                            .is_ok();
+                        let _ = tx.send(Done::AdoptedStart(i, ok));
+                    });
+                }
+                None => {}
+            }
+        }
+        // Create the missing users in a few requests rather than one per spawn.
+        let missing: Vec<OurName> = self
+            .slots
+            .iter()
+            .filter(|s| !s.exists)
+            .map(|s| s.name.clone())
+            .collect();
+        for chunk in missing.chunks(100) {
+            match self.client.create_users(chunk).await {
+                Ok(_) => {
+                    for name in chunk {
+                        if let Some(slot) = self.slots.iter_mut().find(|s| &s.name == name) {
+                            slot.exists = true;
+                        }
+                    }
+                }
+                // Each spawn creates its own user then.
+                Err(e) => {
+                    tracing::warn!(error = %e, "creating users failed; will create them one by one")
+                }
+            }
+        }
+        for i in 0..self.slots.len() {
+            if self.slots[i].state == State::Absent {
+                self.queue_spawn(i);
+            }
+        }
+        tracing::info!(
+            target,
+            adopted,
+            surplus,
+            created = missing.len(),
+            "population adopted"
+        );
+    }
+
+    /// Stops and deletes one of our users that is not a slot.
+    fn retire(&mut self, name: OurName, servers: Vec<String>) {
+        let client = self.client.clone();
+        let stop_timeout = self.settings.population.stop_timeout;
+        self.tasks.spawn(async move {
+            for server in servers {
+                let deadline = std::time::Instant::now() + stop_timeout;
+                if let Err(e) = client.stop_and_wait(&name, &server, deadline).await {
+                    tracing::warn!(user = %name, error = %e, "stopping a surplus server failed");
+                }
+            }
+            if let Err(e) = client.delete_user_when_stopped(&name, stop_timeout).await {
+                tracing::warn!(user = %name, error = %e, "deleting a surplus user failed");
+            }
+        });
+    }
+
+    fn task_parts(&self, i: usize) -> (HubClient, mpsc::UnboundedSender<Done>, OurName, String) {
+        (
+            self.client.clone(),
+            self.done_tx.clone(),
+            self.slots[i].name.clone(),
+            self.settings.population.server_name.clone(),
+        )
+    }
+
+    /// Moves slot `i` to `state`: a new epoch, the gauges, the probe user.
+    fn set(&mut self, i: usize, state: State) {
+        let slot = &mut self.slots[i];
+        let old = slot.state;
+        slot.state = state;
+        slot.epoch += 1;
+        if let Some(g) = old.gauge() {
+            self.metrics.servers.with_label_values(&[g]).dec();
+        }
+        if let Some(g) = state.gauge() {
+            self.metrics.servers.with_label_values(&[g]).inc();
+        }
+        let mut probe = self.probe_user.lock().unwrap_or_else(|e| e.into_inner());
+        if state == State::Running && probe.is_none() {
+            *probe = Some(slot.name.as_str().to_string());
+        } else if old == State::Running && probe.as_deref() == Some(slot.name.as_str()) {
+            *probe = self
+                .slots
+                .iter()
+                .find(|s| s.state == State::Running)
+                .map(|s| s.name.as_str().to_string());
+        }
+    }
+
+    fn schedule(&mut self, i: usize, due: Due, at: Instant) {
+        self.queue.insert_at((i, due, self.slots[i].epoch), at);
+    }
+
+    /// Queues a spawn at the next free time of the spawn_rate pace.
+    fn queue_spawn(&mut self, i: usize) {
+        if self.slots[i].state != State::Absent {
+            self.set(i, State::Absent);
+        }
+        let now = Instant::now();
+        let planned = self.next_spawn.max(now);
+        self.next_spawn = planned + self.spawn_interval;
+        self.schedule(i, Due::Spawn, planned);
+    }
+
+    fn backoff(&self, failures: u32) -> Duration {
+        let p = &self.settings.population;
+        let exp = p
+            .backoff_min
+            .saturating_mul(1u32 << failures.saturating_sub(1).min(16));
+        exp.min(p.backoff_max)
+            .mul_f64(rand::thread_rng().gen_range(0.8..=1.0))
+    }
+
+    fn session(&self) -> Duration {
+        let p = &self.settings.population;
+        if p.session_max <= p.session_min {
+            return p.session_min;
+        }
+        let span = (p.session_max - p.session_min).as_secs_f64();
+        p.session_min + Duration::from_secs_f64(rand::thread_rng().gen_range(0.0..=span))
+    }
+
+    fn became_running(&mut self, i: usize) {
+        self.set(i, State::Running);
+        self.slots[i].failures = 0;
+        self.slots[i].exists = true;
+        let now = Instant::now();
+        let end = now + self.session();
+        self.schedule(i, Due::Stop, end);
+        // The first report lands anywhere in the first interval: no bursts.
+        let first = self
+            .settings
+            .activity_interval
+            .mul_f64(rand::thread_rng().gen_range(0.0..1.0));
+        self.schedule(i, Due::Activity, now + first);
+    }
+
+    fn fail(&mut self, i: usize, retry: Retry) {
+        self.slots[i].failures += 1;
+        self.slots[i].retry = retry;
+        let wait = self.backoff(self.slots[i].failures);
+        self.set(i, State::Failed);
+        self.schedule(i, Due::Retry, Instant::now() + wait);
+    }
+
+    fn on_due(&mut self, i: usize, due: Due, epoch: u64, planned: Instant) {
+        if self.slots.get(i).is_none_or(|s| s.epoch != epoch) {
+            return;
+        }
+        match (due, self.slots[i].state) {
+            (Due::Spawn, State::Absent) => {
+                if self.spawns_in_flight < self.settings.population.max_spawns_in_flight {
+                    self.launch_spawn(i, planned);
+                } else {
+                    self.waiting_spawns.push_back((i, planned));
+                }
+            }
+            (Due::Stop, State::Running) => self.launch_stop(i, planned),
+            (Due::Activity, State::Running) => self.activity(i, planned),
+            (Due::Retry, State::Failed) => match self.slots[i].retry {
+                Retry::Spawn => self.queue_spawn(i),
+                Retry::Stop => self.launch_stop(i, planned),
+            },
+            _ => {}
+        }
+    }
+
+    fn activity(&mut self, i: usize, planned: Instant) {
+        let interval = self.settings.activity_interval;
+        let jitter = self.settings.activity_jitter;
+        let factor = 1.0 + rand::thread_rng().gen_range(-jitter..=jitter);
+        self.schedule(i, Due::Activity, planned + interval.mul_f64(factor));
+        let lag = planned.elapsed();
+        // The previous report is still out, or this one missed its whole slot.
+        if self.slots[i].activity_busy || lag > interval {
+            self.metrics.dropped("activity");
+            return;
+        }
+        self.metrics.lag("activity", lag);
+        self.slots[i].activity_busy = true;
+        let (client, tx, name, server) = self.task_parts(i);
+        self.tasks.spawn(async move {
+            if let Err(e) = client
+                .post_activity(name.as_str(), &server, chrono::Utc::now())
+                .await
+            {
+                tracing::debug!(user = %name, error = %e, "activity failed");
+            }
+            let _ = tx.send(Done::Activity(i));
+        });
+    }
+
+    fn launch_spawn(&mut self, i: usize, planned: Instant) {
+        self.set(i, State::Starting);
+        self.spawns_in_flight += 1;
+        self.metrics.lag("spawn", planned.elapsed());
+        let (client, tx, name, server) = self.task_parts(i);
+        let exists = self.slots[i].exists;
+        let options = self.user_options.clone();
+        let metrics = self.metrics.clone();
+        let timeout = self.settings.population.spawn_timeout;
+        self.tasks.spawn(async move {
+            let planned = planned.into_std();
+            let result = spawn(
+                &client,
+                &name,
+                &server,
+                options.as_deref(),
+                exists,
+                planned,
+                timeout,
+            )
+            .await;
+            let status = match result {
+                SpawnResult::Ready => "success",
+                SpawnResult::TimedOut => "timeout",
+                SpawnResult::Failed | SpawnResult::NoUser => "failure",
+            };
+            metrics
+                .spawn_duration
+                .with_label_values(&[status])
+                .observe(planned.elapsed().as_secs_f64());
+            let _ = tx.send(Done::Spawn(i, result));
+        });
+    }
+
+    fn launch_stop(&mut self, i: usize, planned: Instant) {
+        self.set(i, State::Stopping);
+        self.metrics.lag("stop", planned.elapsed());
+        let (client, tx, name, server) = self.task_parts(i);
+        let metrics = self.metrics.clone();
+        let deadline = (planned + self.settings.population.stop_timeout).into_std();
+        self.tasks.spawn(async move {
+            let result = client.stop_and_wait(&name, &server, deadline).await;
+            let status = match &result {
+                Ok(()) => "success",
+                Err(StopWaitError::TimedOut) => "timeout",
+                Err(StopWaitError::Hub(e)) => {
+                    tracing::debug!(user = %name, error = %e, "stop failed");
+                    "failure"
+                }
+            };
+            metrics
+                .stop_duration
+                .with_label_values(&[status])
+                .observe(planned.elapsed().as_secs_f64());
+            let _ = tx.send(Done::Stop(i, result.is_ok()));
+        });
+    }
+
+    fn on_done(&mut self, done: Done) {
+        match done {
+            Done::Spawn(i, result) => {
+                self.spawns_in_flight = self.spawns_in_flight.saturating_sub(1);
+                match result {
+                    SpawnResult::Ready => self.became_running(i),
+                    SpawnResult::NoUser => {
+                        self.slots[i].exists = false;
+                        self.fail(i, Retry::Spawn);
+                    }
+                    SpawnResult::Failed | SpawnResult::TimedOut => self.fail(i, Retry::Spawn),
+                }
+                while self.spawns_in_flight < self.settings.population.max_spawns_in_flight {
+                    let Some((next, planned)) = self.waiting_spawns.pop_front() else {
+                        break;
+                    };
+                    if self.slots[next].state == State::Absent {
+                        self.launch_spawn(next, planned);
+                    }
+                }
+            }
+            Done::Stop(i, true) | Done::AdoptedStop(i) => self.queue_spawn(i),
+            Done::Stop(i, false) => self.fail(i, Retry::Stop),
+            Done::Activity(i) => self.slots[i].activity_busy = false,
+            Done::AdoptedStart(i, true) => self.became_running(i),
+            Done::AdoptedStart(i, false) => self.fail(i, Retry::Spawn),
+        }
+    }
+
+    fn log_summary(&self) {
+        let count = |state| self.slots.iter().filter(|s| s.state == state).count();
+        tracing::info!(
+            target = self.slots.len(),
+            running = count(State::Running),
+            starting = count(State::Starting),
+            stopping = count(State::Stopping),
+            failed = count(State::Failed),
+            queued = count(State::Absent),
+            "population"
+        );
+    }
+}
+
+/// Creates the user if needed, starts the server and waits for it, by the deadline.
+async fn spawn(
+    client: &HubClient,
+    name: &OurName,
+    server: &str,
+    options: Option<&Value>,
+    exists: bool,
+    planned: std::time::Instant,
+    timeout: Duration,
+) -> SpawnResult {
+    let deadline = planned + timeout;
+    let attempt = async {
+        if !exists {
+            client.create_users(std::slice::from_ref(name)).await?;
+        }
+        match client.start_server(name, server, options).await? {
+            StartOutcome::Ready | StartOutcome::AlreadyRunning => Ok(()),
+            StartOutcome::Pending => {
+                client
+                    .wait_until_ready(name.as_str(), server, deadline)
+                    .await
+            }
+        }
+    };
+    let result: Result<(), SpawnWaitError> =
+        match tokio::time::timeout_at(deadline.into(), attempt).await {
+            Ok(r) => r,
+            Err(_) => Err(SpawnWaitError::TimedOut),
+        };
+    match result {
+        Ok(()) => SpawnResult::Ready,
+        Err(SpawnWaitError::TimedOut) => {
+            tracing::debug!(user = %name, "spawn timed out; stopping it");
+            // Cancel the pending spawn; its stop is followed by the retry's start.
+            let _ = client.stop_server(name, server).await;
+            SpawnResult::TimedOut
+        }
+        Err(SpawnWaitError::Hub(e)) if e.status() == Some(404) => SpawnResult::NoUser,
+        Err(e) => {
+            tracing::debug!(user = %name, error = %e, "spawn failed");
+            SpawnResult::Failed
+        }
+    }
+}

@@ -32,9 +32,28 @@ impl SettingsError {
     pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
         SettingsError {
             key: key.into(),
-            message: message.into(),
+            message: one_line(&message.into()),
         }
     }
+}
+
+/// Folds a parser's multi-line message (a source snippet with carets) into one line,
+/// keeping what it says and dropping the drawing.
+fn one_line(message: &str) -> String {
+    if !message.contains('\n') {
+        return message.to_string();
+    }
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .filter(|l| !l.starts_with('|') && !l.starts_with('^'))
+        .filter(|l| {
+            !l.split_once(" |")
+                .is_some_and(|(n, _)| n.chars().all(|c| c.is_ascii_digit()))
+        })
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 /// Collects every error instead of stopping at the first.
@@ -669,6 +688,18 @@ fn mock_hub(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn multi_line_messages_become_one_line() {
+        let e = SettingsError::new(
+            "--config",
+            "TOML parse error at line 1, column 12\n  |\n1 | [population\n  |            ^\nunclosed table, expected `]`\n",
+        );
+        assert_eq!(
+            e.to_string(),
+            "--config: TOML parse error at line 1, column 12: unclosed table, expected `]`"
+        );
+    }
 
     #[test]
     fn endpoint_forms() {

@@ -17,6 +17,8 @@ if ! command -v promtool >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 fi
 promtool --version | head -n 1
+# JupyterHub 5.x and 6.x venvs and configurable-http-proxy, for the real-hub tests.
+./tests/realhub/install.sh
 
 echo "== format and lints"
 cargo fmt --all -- --check

@@ -1,0 +1,393 @@
+//! A real JupyterHub for the end-to-end tests, started from the venvs that
+//! tests/realhub/install.sh makes (tests/run-all.sh runs it). Every port is picked free on
+//! 127.0.0.1; the hub, its proxy and its servers run in their own process group, which
+//! is killed when the `RealHub` is dropped — also when a test fails.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use super::contract::Contract;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Spawner {
+    /// One shared fake single-user server; a start takes `delay`.
+    Cheap { delay: f64 },
+    /// Real jupyterhub-singleuser processes.
+    Local,
+}
+
+#[derive(Debug, Clone)]
+pub struct HubOptions {
+    /// 5 or 6.
+    pub major: u8,
+    pub spawner: Spawner,
+    pub concurrent_spawn_limit: Option<u32>,
+}
+
+impl HubOptions {
+    pub fn cheap(major: u8) -> Self {
+        HubOptions {
+            major,
+            spawner: Spawner::Cheap { delay: 0.0 },
+            concurrent_spawn_limit: None,
+        }
+    }
+}
+
+pub struct RealHub {
+    child: Child,
+    dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+    venv: PathBuf,
+    pub port: u16,
+    pub token: String,
+    pub admin_token: String,
+    pub version: String,
+    pub admin: Contract,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+fn root() -> PathBuf {
+    std::env::var_os("HUBSOAK_REAL_HUB_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/real-hub"))
+}
+
+fn random_token() -> String {
+    use rand::Rng;
+    rand::thread_rng()
+        .sample_iter(rand::distributions::Alphanumeric)
+        .take(40)
+        .map(char::from)
+        .collect()
+}
+
+impl RealHub {
+    pub async fn start(opts: HubOptions) -> RealHub {
+        let root = root();
+        let venv = root.join(format!("jh{}", opts.major));
+        let chp = root.join("node_modules/.bin/configurable-http-proxy");
+        assert!(
+            venv.join("bin/jupyterhub").exists() && chp.exists(),
+            "JupyterHub {}.x or the proxy is not installed under {}: run tests/realhub/install.sh \
+             (tests/run-all.sh does)",
+            opts.major,
+            root.display()
+        );
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let port = free_port();
+        let (token, admin_token) = (random_token(), random_token());
+        let mut env: Vec<(String, String)> = vec![
+            ("HUBSOAK_TEST_DIR".into(), dir.path().display().to_string()),
+            ("HUBSOAK_TEST_PORT".into(), port.to_string()),
+            ("HUBSOAK_TEST_HUB_PORT".into(), free_port().to_string()),
+            (
+                "HUBSOAK_TEST_PROXY_API_PORT".into(),
+                free_port().to_string(),
+            ),
+            ("HUBSOAK_TEST_FAKE_PORT".into(), free_port().to_string()),
+            ("HUBSOAK_TEST_CHP".into(), chp.display().to_string()),
+            ("HUBSOAK_TEST_TOKEN".into(), token.clone()),
+            ("HUBSOAK_TEST_ADMIN_TOKEN".into(), admin_token.clone()),
+        ];
+        match opts.spawner {
+            Spawner::Cheap { delay } => {
+                env.push(("HUBSOAK_TEST_SPAWNER".into(), "cheap".into()));
+                env.push(("HUBSOAK_TEST_SPAWN_DELAY".into(), delay.to_string()));
+            }
+            Spawner::Local => env.push(("HUBSOAK_TEST_SPAWNER".into(), "local".into())),
+        }
+        if let Some(limit) = opts.concurrent_spawn_limit {
+            env.push((
+                "HUBSOAK_TEST_CONCURRENT_SPAWN_LIMIT".into(),
+                limit.to_string(),
+            ));
+        }
+        let api = format!("http://127.0.0.1:{port}/hub/api");
+        let child = launch(&venv, &env, dir.path());
+        let mut hub = RealHub {
+            child,
+            admin: Contract::new(&api, &admin_token, ""),
+            dir,
+            env,
+            venv,
+            port,
+            token,
+            admin_token,
+            version: String::new(),
+        };
+        hub.wait_healthy().await;
+        hub.version = hub.admin.call(Method::GET, "/", None, None).await.json()["version"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        assert!(
+            hub.version.starts_with(&format!("{}.", opts.major)),
+            "expected JupyterHub {}.x, got {}",
+            opts.major,
+            hub.version
+        );
+        hub
+    }
+
+    pub fn api_url(&self) -> String {
+        format!("http://127.0.0.1:{}/hub/api", self.port)
+    }
+
+    async fn wait_healthy(&mut self) {
+        let url = format!("http://127.0.0.1:{}/hub/health", self.port);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = reqwest::get(&url).await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("the hub exited ({status}):\n{}", self.log_tail());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the hub was not healthy in 60 s:\n{}",
+                self.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.path().join("hub.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// SIGKILL the hub process alone (its proxy lives on, as in a crashed pod).
+    pub async fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the hub again on the same ports and database.
+    pub async fn restart(&mut self) {
+        self.child = launch(&self.venv, &self.env, self.dir.path());
+        self.wait_healthy().await;
+    }
+
+    /// `jupyterhub_server_spawn_duration_seconds_count{status="success"}`, summed over
+    /// 6.x's `reason` label; and `jupyterhub_server_stop_seconds_count{status="success"}`.
+    pub async fn truth(&self) -> (f64, f64) {
+        let text = reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{}/hub/metrics", self.port))
+            .header("Authorization", format!("token {}", self.admin_token))
+            .send()
+            .await
+            .expect("hub metrics")
+            .text()
+            .await
+            .unwrap_or_default();
+        let sum = |name: &str| -> f64 {
+            text.lines()
+                .filter(|l| l.starts_with(name) && l.contains("status=\"success\""))
+                .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+                .sum()
+        };
+        (
+            sum("jupyterhub_server_spawn_duration_seconds_count{"),
+            sum("jupyterhub_server_stop_seconds_count{"),
+        )
+    }
+
+    /// Every user's name and whether its default server is ready.
+    pub async fn users(&self) -> Vec<(String, bool)> {
+        let mut out = Vec::new();
+        let mut offset = 0;
+        loop {
+            let page: Value = reqwest::Client::new()
+                .get(format!(
+                    "{}/users?offset={offset}&limit=200",
+                    self.api_url()
+                ))
+                .header("Authorization", format!("token {}", self.admin_token))
+                .header("Accept", "application/jupyterhub-pagination+json")
+                .send()
+                .await
+                .expect("list users")
+                .json()
+                .await
+                .expect("a page");
+            let items = page["items"].as_array().cloned().unwrap_or_default();
+            for u in &items {
+                let ready = u["servers"][""]["ready"] == true;
+                out.push((u["name"].as_str().unwrap_or("").to_string(), ready));
+            }
+            match page["_pagination"]["next"]["offset"].as_u64() {
+                Some(next) if !items.is_empty() => offset = next,
+                _ => return out,
+            }
+        }
+    }
+
+    pub async fn ours(&self, prefix: &str) -> Vec<String> {
+        let stem = format!("{prefix}-");
+        self.users()
+            .await
+            .into_iter()
+            .map(|(n, _)| n)
+            .filter(|n| n.starts_with(&stem))
+            .collect()
+    }
+
+    /// Creates `names` and starts the servers of every `running_every`-th.
+    pub async fn seed(&self, names: &[String], running_every: usize) {
+        for chunk in names.chunks(100) {
+            let r = self
+                .admin
+                .authed(Method::POST, "/users", Some(json!({ "usernames": chunk })))
+                .await;
+            assert_eq!(r.status, 201, "seeding users: {}", r.body);
+        }
+        for (i, name) in names.iter().enumerate() {
+            if running_every > 0 && i % running_every == 0 {
+                let r = self
+                    .admin
+                    .authed(
+                        Method::POST,
+                        &format!("/users/{name}/server"),
+                        Some(json!({})),
+                    )
+                    .await;
+                assert!(
+                    r.status == 201 || r.status == 202,
+                    "starting {name}: {} {}",
+                    r.status,
+                    r.body
+                );
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let users = self.users().await;
+            let ready = names
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| running_every > 0 && i % running_every == 0)
+                .all(|(_, n)| users.iter().any(|(u, r)| u == n && *r));
+            if ready {
+                return;
+            }
+            assert!(Instant::now() < deadline, "seeded servers ready in 60 s");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// 30 users that are not ours — names that a substring filter for `prefix-` would
+    /// match among them — every third with a running server.
+    pub async fn seed_others(&self, prefix: &str) -> Others {
+        self.seed_others_running(prefix, 3).await
+    }
+
+    /// The same, with every `running_every`-th one running (real servers are costly).
+    pub async fn seed_others_running(&self, prefix: &str, running_every: usize) -> Others {
+        let mut names: Vec<String> = (1..=24).map(|i| format!("student{i}")).collect();
+        names.extend([
+            format!("{prefix}x-1"),
+            format!("x{prefix}-1"),
+            format!("alice-{prefix}-2"),
+            prefix.to_string(),
+            format!("{prefix}ers-{prefix}-3"),
+            format!("{prefix}_4"),
+        ]);
+        self.seed(&names, running_every).await;
+        Others {
+            names,
+            running_every,
+        }
+    }
+}
+
+/// Users that are not ours, some with their server running.
+pub struct Others {
+    pub names: Vec<String>,
+    running_every: usize,
+}
+
+impl Others {
+    /// All still exist, and exactly the ones that ran still run.
+    pub async fn assert_untouched(&self, hub: &RealHub) {
+        let users = hub.users().await;
+        for (i, name) in self.names.iter().enumerate() {
+            let state = users
+                .iter()
+                .find(|(u, _)| u == name)
+                .map(|(_, ready)| *ready);
+            let running = i % self.running_every == 0;
+            assert_eq!(
+                state,
+                Some(running),
+                "{name}: a user that is not ours was touched"
+            );
+        }
+    }
+}
+
+fn launch(venv: &std::path::Path, env: &[(String, String)], dir: &std::path::Path) -> Child {
+    use std::os::unix::process::CommandExt;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("hub.log"))
+        .expect("hub log");
+    let config =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/realhub/jupyterhub_config.py");
+    let path = format!(
+        "{}:{}",
+        venv.join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    Command::new(venv.join("bin/jupyterhub"))
+        .arg("-f")
+        .arg(config)
+        .current_dir(dir)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("PATH", path)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("hub log"))
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .expect("jupyterhub starts")
+}
+
+impl Drop for RealHub {
+    fn drop(&mut self) {
+        // The whole group: the hub, its proxy, its single-user servers.
+        let group = format!("-{}", self.child.id());
+        let quiet = |sig: &str| {
+            let _ = Command::new("kill")
+                .args(["-s", sig, "--", &group])
+                .stderr(Stdio::null())
+                .status();
+        };
+        quiet("TERM");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        quiet("KILL");
+        let _ = self.child.wait();
+    }
+}

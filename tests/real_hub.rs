@@ -1,0 +1,347 @@
+//! End to end on a real JupyterHub — 5.5.4 and 6.1.1 — started by the harness on loopback.
+//! Every test seeds 30 users that are not ours (some running) and checks at its end that
+//! they and their servers are untouched.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::contract::Contract;
+use common::realhub::{HubOptions, RealHub, Spawner};
+use common::soak::{start_soak, Metrics, SoakProcess};
+use common::*;
+
+/// Runs each scenario once per JupyterHub major version.
+macro_rules! on_both_hubs {
+    ($($scenario:ident),* $(,)?) => {
+        $(mod $scenario {
+            #[tokio::test(flavor = "multi_thread")]
+            async fn jupyterhub_5() {
+                super::$scenario(5).await
+            }
+            #[tokio::test(flavor = "multi_thread")]
+            async fn jupyterhub_6() {
+                super::$scenario(6).await
+            }
+        })*
+    };
+}
+
+on_both_hubs!(
+    contract,
+    stress_test_50_cheap,
+    stress_test_3_real_servers,
+    activity_100_users,
+    throttled_by_concurrent_spawn_limit,
+    purge_250,
+    soak_two_minutes,
+    soak_survives_a_killed_hub,
+);
+
+async fn hubsoak_on(hub: &RealHub, args: &[&str]) -> Out {
+    let url = hub.api_url();
+    hubsoak(
+        args,
+        &[
+            ("JUPYTERHUB_ENDPOINT", &url),
+            ("JUPYTERHUB_API_TOKEN", &hub.token),
+        ],
+    )
+    .await
+}
+
+async fn contract(major: u8) {
+    let hub = RealHub::start(HubOptions::cheap(major)).await;
+    let others = hub.seed_others("contract").await;
+    let c = Contract::new(&hub.api_url(), &hub.admin_token, "pact-");
+    c.users_and_activity().await;
+    c.server_lifecycle().await;
+    others.assert_untouched(&hub).await;
+}
+
+/// hubsoak's successful spawns equal the increase of the hub's own count.
+async fn stress_and_reconcile(hub: &RealHub, args: &[&str], count: f64, running_every: usize) {
+    let others = hub.seed_others_running("hubsoak", running_every).await;
+    let (spawns_before, _) = hub.truth().await;
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("r.json");
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["--report-json", report.to_str().unwrap()]);
+    let out = hubsoak_on(hub, &all).await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    let r = read_report(&report);
+    assert_eq!(successes(&r, "spawn") as f64, count, "{}", out.stdout);
+    let (spawns_after, _) = hub.truth().await;
+    assert_eq!(
+        spawns_after - spawns_before,
+        count,
+        "the hub's own count of successful spawns"
+    );
+    assert_eq!(r["hub_version"], hub.version.as_str());
+    assert!(hub.ours("hubsoak").await.is_empty(), "no user of ours left");
+    others.assert_untouched(hub).await;
+}
+
+async fn stress_test_50_cheap(major: u8) {
+    let hub = RealHub::start(HubOptions::cheap(major)).await;
+    stress_and_reconcile(&hub, &["stress-test", "-c", "50", "-b", "10"], 50.0, 3).await;
+}
+
+async fn stress_test_3_real_servers(major: u8) {
+    let hub = RealHub::start(HubOptions {
+        spawner: Spawner::Local,
+        ..HubOptions::cheap(major)
+    })
+    .await;
+    // Two real servers that are not ours run beside ours.
+    stress_and_reconcile(&hub, &["stress-test", "-c", "3", "-b", "3"], 3.0, 15).await;
+}
+
+async fn activity_100_users(major: u8) {
+    let hub = RealHub::start(HubOptions::cheap(major)).await;
+    let others = hub.seed_others("hubsoak").await;
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("r.json");
+    let started = chrono::Utc::now() - chrono::Duration::seconds(1);
+    let out = hubsoak_on(
+        &hub,
+        &[
+            "activity-stress-test",
+            "--count",
+            "100",
+            "--workers",
+            "10",
+            "--keep",
+            "--report-json",
+            report.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    let r = read_report(&report);
+    assert_eq!(successes(&r, "activity"), 100, "every post answered 200");
+    assert_eq!(failures(&r, "activity"), 0);
+    assert!(successes(&r, "ping") >= 1);
+    let ours = hub.ours("hubsoak").await;
+    assert_eq!(ours.len(), 100);
+    for name in ours.iter().take(10) {
+        let u = hub
+            .admin
+            .authed(reqwest::Method::GET, &format!("/users/{name}"), None)
+            .await
+            .json();
+        let last: chrono::DateTime<chrono::Utc> = u["last_activity"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("{name} has no last_activity: {u}"));
+        assert!(last >= started, "{name}: last_activity {last} did not move");
+    }
+    let out = hubsoak_on(&hub, &["purge", "-b", "20"]).await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(hub.ours("hubsoak").await.is_empty());
+    others.assert_untouched(&hub).await;
+}
+
+async fn throttled_by_concurrent_spawn_limit(major: u8) {
+    let hub = RealHub::start(HubOptions {
+        spawner: Spawner::Cheap { delay: 1.5 },
+        concurrent_spawn_limit: Some(2),
+        ..HubOptions::cheap(major)
+    })
+    .await;
+    // Each seeded start takes the spawner's 1.5 s: three running others.
+    let others = hub.seed_others_running("hubsoak", 10).await;
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("r.json");
+    let out = hubsoak_on(
+        &hub,
+        &[
+            "stress-test",
+            "-c",
+            "6",
+            "-b",
+            "6",
+            "--report-json",
+            report.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    let r = read_report(&report);
+    assert_eq!(successes(&r, "spawn"), 6, "all eventually ready");
+    let throttled = r["requests"]["start_server"]["failures"]["throttled"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(
+        throttled >= 4,
+        "429s with Retry-After counted as throttled: {}",
+        out.stdout
+    );
+    assert_eq!(
+        r["requests"]["start_server"]["retries"].as_u64(),
+        Some(throttled)
+    );
+    assert!(hub.ours("hubsoak").await.is_empty());
+    others.assert_untouched(&hub).await;
+}
+
+async fn purge_250(major: u8) {
+    let hub = RealHub::start(HubOptions::cheap(major)).await;
+    let others = hub.seed_others("hubsoak").await;
+    let ours: Vec<String> = (1..=250).map(|i| format!("hubsoak-{i}")).collect();
+    hub.seed(&ours, 10).await;
+    assert_eq!(hub.ours("hubsoak").await.len(), 250);
+    let out = hubsoak_on(&hub, &["purge", "-b", "25"]).await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(hub.ours("hubsoak").await.is_empty(), "every page purged");
+    others.assert_untouched(&hub).await;
+}
+
+const RUNNING: &str = "hubsoak_servers{state=\"running\"}";
+
+async fn soak_on(hub: &RealHub, extra: &[(&str, &str)]) -> SoakProcess {
+    let url = hub.api_url();
+    let mut vars: Vec<(&str, &str)> = vec![
+        ("JUPYTERHUB_ENDPOINT", url.as_str()),
+        ("JUPYTERHUB_API_TOKEN", hub.token.as_str()),
+        ("HUBSOAK__USERS__PREFIX", "soak"),
+        ("HUBSOAK__POPULATION__SPAWN_RATE", "600"),
+        ("HUBSOAK__POPULATION__MAX_SPAWNS_IN_FLIGHT", "10"),
+        ("HUBSOAK__POPULATION__BACKOFF_MIN", "500ms"),
+        ("HUBSOAK__POPULATION__BACKOFF_MAX", "2s"),
+        ("HUBSOAK__ACTIVITY__INTERVAL", "2s"),
+        ("HUBSOAK__PING__INTERVAL", "500ms"),
+        ("HUBSOAK__HUB__REQUEST_TIMEOUT", "5s"),
+        ("HUBSOAK__SHUTDOWN__ON_EXIT", "purge"),
+        ("HUBSOAK__SHUTDOWN__GRACE", "30s"),
+    ];
+    for (k, v) in extra {
+        vars.retain(|(key, _)| key != k);
+        vars.push((k, v));
+    }
+    start_soak(&[], &vars).await
+}
+
+async fn until(
+    p: &SoakProcess,
+    limit: Duration,
+    what: &str,
+    cond: impl Fn(&Metrics) -> bool,
+) -> Metrics {
+    let deadline = Instant::now() + limit;
+    loop {
+        let m = p.metrics().await;
+        if cond(&m) {
+            return m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} within {limit:?}; last scrape:\n{}",
+            m.text
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn soak_two_minutes(major: u8) {
+    let hub = RealHub::start(HubOptions::cheap(major)).await;
+    let others = hub.seed_others("soak").await;
+    let (spawns0, stops0) = hub.truth().await;
+    let started = Instant::now();
+    let mut p = soak_on(
+        &hub,
+        &[
+            ("HUBSOAK__POPULATION__TARGET", "20"),
+            ("HUBSOAK__POPULATION__SESSION_MIN", "5s"),
+            ("HUBSOAK__POPULATION__SESSION_MAX", "15s"),
+        ],
+    )
+    .await;
+    until(&p, Duration::from_secs(60), "20 running", |m| {
+        m.get(RUNNING) == 20.0
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(110).saturating_sub(started.elapsed())).await;
+    // Reconcile at a moment when nothing is in flight.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let m = loop {
+        let m = p.metrics().await;
+        let (spawns, stops) = hub.truth().await;
+        let ours = (
+            m.get("hubsoak_spawn_duration_seconds_count{status=\"success\"}"),
+            m.get("hubsoak_stop_duration_seconds_count{status=\"success\"}"),
+        );
+        if ours == (spawns - spawns0, stops - stops0) {
+            break m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ours {ours:?} vs the hub's {:?}",
+            (spawns - spawns0, stops - stops0)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        m.get("hubsoak_spawn_duration_seconds_count{status=\"success\"}") >= 40.0,
+        "churn"
+    );
+    assert!(
+        m.get("hubsoak_stop_duration_seconds_count{status=\"success\"}") >= 20.0,
+        "churn"
+    );
+    assert_eq!(m.get("hubsoak_hub_up"), 1.0);
+    assert!(m.text.contains(&format!(
+        "hubsoak_hub_info{{version=\"{}\"}} 1",
+        hub.version
+    )));
+    assert!(m.get("hubsoak_requests_total{operation=\"activity\"}") > 0.0);
+    assert_eq!(
+        m.sum(
+            "hubsoak_request_failures_total",
+            &["operation=\"activity\""]
+        ),
+        0.0
+    );
+    p.signal("TERM");
+    assert_eq!(p.exit_within(Duration::from_secs(40)).await, Some(0));
+    assert!(hub.ours("soak").await.is_empty(), "purged on exit");
+    others.assert_untouched(&hub).await;
+}
+
+async fn soak_survives_a_killed_hub(major: u8) {
+    let mut hub = RealHub::start(HubOptions::cheap(major)).await;
+    let others = hub.seed_others("soak").await;
+    let mut p = soak_on(
+        &hub,
+        &[
+            ("HUBSOAK__POPULATION__TARGET", "10"),
+            ("HUBSOAK__POPULATION__SESSION_MIN", "10s"),
+            ("HUBSOAK__POPULATION__SESSION_MAX", "20s"),
+        ],
+    )
+    .await;
+    until(&p, Duration::from_secs(60), "10 running, hub up", |m| {
+        m.get(RUNNING) == 10.0 && m.get("hubsoak_hub_up") == 1.0
+    })
+    .await;
+    hub.kill().await;
+    until(&p, Duration::from_secs(20), "hub_up 0", |m| {
+        m.get("hubsoak_hub_up") == 0.0
+    })
+    .await;
+    assert_eq!(p.get("/livez").await.0, 200, "alive while the hub is dead");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    hub.restart().await;
+    let m = until(
+        &p,
+        Duration::from_secs(90),
+        "hub_up 1 and 10 running",
+        |m| m.get("hubsoak_hub_up") == 1.0 && m.get(RUNNING) == 10.0,
+    )
+    .await;
+    assert!(m.get("hubsoak_ping_failures_total{target=\"health\"}") > 0.0);
+    p.signal("TERM");
+    assert_eq!(p.exit_within(Duration::from_secs(40)).await, Some(0));
+    assert!(hub.ours("soak").await.is_empty(), "purged on exit");
+    others.assert_untouched(&hub).await;
+}

@@ -1,0 +1,107 @@
+# The JupyterHub the real-hub tests start (tests/common/realhub.rs sets the environment).
+# DummyAuthenticator, sqlite in a temp dir, everything on 127.0.0.1, and two tokens:
+# hubsoak's, holding exactly the scopes the README documents, and the tests' own.
+import asyncio
+import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from jupyterhub.spawner import Spawner
+
+env = os.environ
+work = env["HUBSOAK_TEST_DIR"]
+c = get_config()  # noqa: F821 (provided by JupyterHub)
+
+c.JupyterHub.ip = "127.0.0.1"
+c.JupyterHub.port = int(env["HUBSOAK_TEST_PORT"])
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.hub_port = int(env["HUBSOAK_TEST_HUB_PORT"])
+c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:%s" % env["HUBSOAK_TEST_PROXY_API_PORT"]
+c.ConfigurableHTTPProxy.command = [env["HUBSOAK_TEST_CHP"]]
+c.ConfigurableHTTPProxy.pid_file = os.path.join(work, "proxy.pid")
+c.JupyterHub.pid_file = os.path.join(work, "jupyterhub.pid")
+c.JupyterHub.db_url = "sqlite:///" + os.path.join(work, "jupyterhub.sqlite")
+c.JupyterHub.cookie_secret_file = os.path.join(work, "cookie_secret")
+c.JupyterHub.authenticator_class = "dummy"
+c.JupyterHub.log_level = "WARN"
+c.JupyterHub.concurrent_spawn_limit = int(env.get("HUBSOAK_TEST_CONCURRENT_SPAWN_LIMIT", "100"))
+# Throttled starts come back after 1-2 s instead of 30-60 s.
+c.JupyterHub.spawn_throttle_retry_range = (1, 2)
+
+c.JupyterHub.services = [
+    {"name": "hubsoak", "api_token": env["HUBSOAK_TEST_TOKEN"]},
+    {"name": "tests", "api_token": env["HUBSOAK_TEST_ADMIN_TOKEN"]},
+]
+c.JupyterHub.load_roles = [
+    {
+        "name": "hubsoak",
+        "services": ["hubsoak"],
+        "scopes": ["admin:users", "servers", "list:users", "read:users", "users:activity"],
+    },
+    {
+        "name": "tests",
+        "services": ["tests"],
+        "scopes": ["admin:users", "admin:servers", "servers", "list:users", "read:users",
+                   "users:activity", "read:metrics"],
+    },
+]
+
+if env.get("HUBSOAK_TEST_SPAWNER", "cheap") == "cheap":
+    # Every user's "server" is one shared fake single-user server on a fixed port (so it
+    # is at the same address after the hub restarts); the hub still runs its whole spawn
+    # pipeline: token, OAuth client, proxy route, HTTP readiness check, database.
+    FAKE_PORT = int(env["HUBSOAK_TEST_FAKE_PORT"])
+    SPAWN_DELAY = float(env.get("HUBSOAK_TEST_SPAWN_DELAY", "0"))
+
+    class FakeSingleUser(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b'{"version": "2.21.1"}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    ThreadingHTTPServer.allow_reuse_address = True
+    _fake = ThreadingHTTPServer(("127.0.0.1", FAKE_PORT), FakeSingleUser)
+    threading.Thread(target=_fake.serve_forever, daemon=True).start()
+
+    class CheapSpawner(Spawner):
+        running = False
+
+        async def start(self):
+            if SPAWN_DELAY:
+                await asyncio.sleep(SPAWN_DELAY)
+            self.running = True
+            return "http://127.0.0.1:%d" % FAKE_PORT
+
+        async def poll(self):
+            return None if self.running else 0
+
+        async def stop(self, now=False):
+            self.running = False
+
+        def get_state(self):
+            state = super().get_state()
+            state["running"] = self.running
+            return state
+
+        def load_state(self, state):
+            super().load_state(state)
+            self.running = state.get("running", False)
+
+        def clear_state(self):
+            super().clear_state()
+            self.running = False
+
+    c.JupyterHub.spawner_class = CheapSpawner
+else:
+    # Real servers: jupyterhub-singleuser processes.
+    c.JupyterHub.spawner_class = "simple"
+    c.SimpleLocalProcessSpawner.home_dir_template = os.path.join(work, "home", "{username}")
+    c.Spawner.args = ["--allow-root"] if os.getuid() == 0 else []
+    c.Spawner.start_timeout = 120
+    c.Spawner.http_timeout = 120

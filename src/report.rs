@@ -259,6 +259,15 @@ pub struct ReportMeta {
     pub parameters: serde_json::Value,
 }
 
+/// `reason=n reason=n`.
+fn by_reason(failures: &BTreeMap<String, u64>) -> String {
+    failures
+        .iter()
+        .map(|(r, n)| format!("{r}={n}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn fmt_secs(s: f64) -> String {
     if s < 1.0 {
         format!("{:.0}ms", s * 1000.0)
@@ -287,19 +296,13 @@ impl RunReport {
             "action", "ok", "failed"
         );
         for (action, t) in &self.outcomes {
-            let reasons = t
-                .failures
-                .iter()
-                .map(|(r, n)| format!("{r}={n}"))
-                .collect::<Vec<_>>()
-                .join(" ");
             let _ = writeln!(
                 out,
                 "{:<12} {:>8} {:>8}  {}",
                 action,
                 t.success,
                 t.failed(),
-                reasons
+                by_reason(&t.failures)
             );
         }
         if !self.latency.is_empty() {
@@ -330,16 +333,13 @@ impl RunReport {
                 "request", "sent", "retried"
             );
             for (op, r) in &self.requests {
-                let reasons = r
-                    .failures
-                    .iter()
-                    .map(|(k, n)| format!("{k}={n}"))
-                    .collect::<Vec<_>>()
-                    .join(" ");
                 let _ = writeln!(
                     out,
                     "{:<14} {:>8} {:>8}  {}",
-                    op, r.total, r.retries, reasons
+                    op,
+                    r.total,
+                    r.retries,
+                    by_reason(&r.failures)
                 );
             }
         }

@@ -17,21 +17,7 @@ fn ours(hub: &hubsoak::mockhub::MockHub) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn stress_test_creates_exactly_count_spawns_all_and_deletes_all() {
     let (hub, server) = start_mock(fast()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let report = dir.path().join("r.json");
-    let out = against(
-        &server,
-        &[
-            "stress-test",
-            "-c",
-            "15",
-            "-b",
-            "10",
-            "--report-json",
-            report.to_str().unwrap(),
-        ],
-    )
-    .await;
+    let (out, r) = against_reporting(&server, &["stress-test", "-c", "15", "-b", "10"]).await;
     assert_eq!(out.code, 0, "{}", out.all());
     let stats = hub.stats();
     assert_eq!(stats.users_created, 15, "never more than --count");
@@ -41,7 +27,6 @@ async fn stress_test_creates_exactly_count_spawns_all_and_deletes_all() {
         "left behind: {:?}",
         hub.user_names()
     );
-    let r = read_report(&report);
     assert_eq!(r["schema"], "hubsoak.run-report/v1");
     assert_eq!(successes(&r, "spawn"), 15);
     assert_eq!(successes(&r, "stop"), 15);
@@ -146,23 +131,8 @@ async fn throttled_starts_wait_for_retry_after_and_all_become_ready() {
         ..fast()
     })
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let report = dir.path().join("r.json");
-    let out = against(
-        &server,
-        &[
-            "stress-test",
-            "-c",
-            "10",
-            "-b",
-            "10",
-            "--report-json",
-            report.to_str().unwrap(),
-        ],
-    )
-    .await;
+    let (out, r) = against_reporting(&server, &["stress-test", "-c", "10", "-b", "10"]).await;
     assert_eq!(out.code, 0, "{}", out.all());
-    let r = read_report(&report);
     assert_eq!(successes(&r, "spawn"), 10);
     let throttled = r["requests"]["start_server"]["failures"]["throttled"]
         .as_u64()
@@ -188,22 +158,7 @@ async fn failed_spawns_are_counted_exit_1_and_nothing_leaks() {
         ..fast()
     })
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let report = dir.path().join("r.json");
-    let out = against(
-        &server,
-        &[
-            "stress-test",
-            "-c",
-            "40",
-            "-b",
-            "20",
-            "--report-json",
-            report.to_str().unwrap(),
-        ],
-    )
-    .await;
-    let r = read_report(&report);
+    let (out, r) = against_reporting(&server, &["stress-test", "-c", "40", "-b", "20"]).await;
     let truth_failed = hub.spawn_count("error", "");
     assert!(truth_failed > 0, "0.3 of 40 spawns failed on the hub");
     assert_eq!(out.code, 1, "{}", out.all());
@@ -225,25 +180,9 @@ async fn failed_spawns_are_counted_exit_1_and_nothing_leaks() {
 
 async fn median_spawn(cfg: MockConfig) -> f64 {
     let (_hub, server) = start_mock(cfg).await;
-    let dir = tempfile::tempdir().unwrap();
-    let report = dir.path().join("r.json");
-    let out = against(
-        &server,
-        &[
-            "stress-test",
-            "-c",
-            "10",
-            "-b",
-            "10",
-            "--report-json",
-            report.to_str().unwrap(),
-        ],
-    )
-    .await;
+    let (out, r) = against_reporting(&server, &["stress-test", "-c", "10", "-b", "10"]).await;
     assert_eq!(out.code, 0, "{}", out.all());
-    read_report(&report)["latency"]["spawn"]["p50_s"]
-        .as_f64()
-        .unwrap()
+    r["latency"]["spawn"]["p50_s"].as_f64().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -435,9 +374,7 @@ async fn the_token_never_appears_in_output_logs_or_report() {
 #[tokio::test(flavor = "multi_thread")]
 async fn activity_posts_for_every_user_and_the_hub_records_it() {
     let (hub, server) = start_mock(fast()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let report = dir.path().join("r.json");
-    let out = against(
+    let (out, r) = against_reporting(
         &server,
         &[
             "activity-stress-test",
@@ -448,13 +385,10 @@ async fn activity_posts_for_every_user_and_the_hub_records_it() {
             "--rounds",
             "2",
             "--keep",
-            "--report-json",
-            report.to_str().unwrap(),
         ],
     )
     .await;
     assert_eq!(out.code, 0, "{}", out.all());
-    let r = read_report(&report);
     assert_eq!(successes(&r, "activity"), 60);
     assert_eq!(failures(&r, "activity"), 0);
     assert!(successes(&r, "ping") >= 1);
@@ -495,21 +429,8 @@ async fn activity_failures_are_counted_and_exit_1() {
         only_paths_containing: Some("/activity".into()),
         ..Faults::default()
     });
-    let dir = tempfile::tempdir().unwrap();
-    let report = dir.path().join("r.json");
-    let out = against(
-        &server,
-        &[
-            "activity-stress-test",
-            "--count",
-            "3",
-            "--report-json",
-            report.to_str().unwrap(),
-        ],
-    )
-    .await;
+    let (out, r) = against_reporting(&server, &["activity-stress-test", "--count", "3"]).await;
     assert_eq!(out.code, 1, "{}", out.all());
-    let r = read_report(&report);
     assert_eq!(
         r["outcomes"]["activity"]["failures"]["server_error"].as_u64(),
         Some(3)

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::contract::Contract;
 use common::realhub::{HubOptions, RealHub, Spawner};
-use common::soak::{start_soak, Metrics, SoakProcess};
+use common::soak::{start_soak, until, SoakProcess};
 use common::*;
 
 /// Runs each scenario once per JupyterHub major version.
@@ -50,6 +50,18 @@ async fn hubsoak_on(hub: &RealHub, args: &[&str]) -> Out {
     .await
 }
 
+async fn hubsoak_reporting_on(hub: &RealHub, args: &[&str]) -> (Out, serde_json::Value) {
+    let url = hub.api_url();
+    hubsoak_reporting(
+        args,
+        &[
+            ("JUPYTERHUB_ENDPOINT", &url),
+            ("JUPYTERHUB_API_TOKEN", &hub.token),
+        ],
+    )
+    .await
+}
+
 async fn contract(major: u8) {
     let hub = RealHub::start(HubOptions::cheap(major)).await;
     let others = hub.seed_others("contract").await;
@@ -63,13 +75,8 @@ async fn contract(major: u8) {
 async fn stress_and_reconcile(hub: &RealHub, args: &[&str], count: f64, running_every: usize) {
     let others = hub.seed_others_running("hubsoak", running_every).await;
     let (spawns_before, _) = hub.truth().await;
-    let dir = tempfile::tempdir().unwrap();
-    let report = dir.path().join("r.json");
-    let mut all: Vec<&str> = args.to_vec();
-    all.extend(["--report-json", report.to_str().unwrap()]);
-    let out = hubsoak_on(hub, &all).await;
+    let (out, r) = hubsoak_reporting_on(hub, args).await;
     assert_eq!(out.code, 0, "{}", out.all());
-    let r = read_report(&report);
     assert_eq!(successes(&r, "spawn") as f64, count, "{}", out.stdout);
     let (spawns_after, _) = hub.truth().await;
     assert_eq!(
@@ -100,10 +107,8 @@ async fn stress_test_3_real_servers(major: u8) {
 async fn activity_100_users(major: u8) {
     let hub = RealHub::start(HubOptions::cheap(major)).await;
     let others = hub.seed_others("hubsoak").await;
-    let dir = tempfile::tempdir().unwrap();
-    let report = dir.path().join("r.json");
     let started = chrono::Utc::now() - chrono::Duration::seconds(1);
-    let out = hubsoak_on(
+    let (out, r) = hubsoak_reporting_on(
         &hub,
         &[
             "activity-stress-test",
@@ -112,13 +117,10 @@ async fn activity_100_users(major: u8) {
             "--workers",
             "10",
             "--keep",
-            "--report-json",
-            report.to_str().unwrap(),
         ],
     )
     .await;
     assert_eq!(out.code, 0, "{}", out.all());
-    let r = read_report(&report);
     assert_eq!(successes(&r, "activity"), 100, "every post answered 200");
     assert_eq!(failures(&r, "activity"), 0);
     assert!(successes(&r, "ping") >= 1);
@@ -151,23 +153,8 @@ async fn throttled_by_concurrent_spawn_limit(major: u8) {
     .await;
     // Each seeded start takes the spawner's 1.5 s: three running others.
     let others = hub.seed_others_running("hubsoak", 10).await;
-    let dir = tempfile::tempdir().unwrap();
-    let report = dir.path().join("r.json");
-    let out = hubsoak_on(
-        &hub,
-        &[
-            "stress-test",
-            "-c",
-            "6",
-            "-b",
-            "6",
-            "--report-json",
-            report.to_str().unwrap(),
-        ],
-    )
-    .await;
+    let (out, r) = hubsoak_reporting_on(&hub, &["stress-test", "-c", "6", "-b", "6"]).await;
     assert_eq!(out.code, 0, "{}", out.all());
-    let r = read_report(&report);
     assert_eq!(successes(&r, "spawn"), 6, "all eventually ready");
     let throttled = r["requests"]["start_server"]["failures"]["throttled"]
         .as_u64()
@@ -220,27 +207,6 @@ async fn soak_on(hub: &RealHub, extra: &[(&str, &str)]) -> SoakProcess {
         vars.push((k, v));
     }
     start_soak(&[], &vars).await
-}
-
-async fn until(
-    p: &SoakProcess,
-    limit: Duration,
-    what: &str,
-    cond: impl Fn(&Metrics) -> bool,
-) -> Metrics {
-    let deadline = Instant::now() + limit;
-    loop {
-        let m = p.metrics().await;
-        if cond(&m) {
-            return m;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what} within {limit:?}; last scrape:\n{}",
-            m.text
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn soak_two_minutes(major: u8) {

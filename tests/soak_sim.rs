@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::soak::{start_soak, Metrics, SoakProcess};
+use common::soak::{start_soak, until, Metrics, SoakProcess};
 use common::*;
 use hubsoak::mockhub::{MockConfig, MockHub, MockServer, Phase};
 
@@ -40,28 +40,6 @@ async fn soak(server: &MockServer, extra: &[(&str, &str)]) -> SoakProcess {
     let vars = env(server, extra);
     let pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     start_soak(&[], &pairs).await
-}
-
-/// Polls /metrics until `cond` holds, up to `limit`; returns the last scrape.
-async fn until(
-    p: &SoakProcess,
-    limit: Duration,
-    what: &str,
-    cond: impl Fn(&Metrics) -> bool,
-) -> Metrics {
-    let deadline = Instant::now() + limit;
-    loop {
-        let m = p.metrics().await;
-        if cond(&m) {
-            return m;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what} within {limit:?}; last scrape:\n{}",
-            m.text
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn ours(hub: &MockHub) -> Vec<String> {

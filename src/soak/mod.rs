@@ -132,36 +132,42 @@ async fn on_exit(client: &HubClient, settings: &SoakSettings) -> Result<(), Exit
         .flat_map(|(name, user)| user.servers.keys().map(move |s| (name.clone(), s.clone())))
         .collect();
     let stop_deadline = Instant::now() + settings.grace;
-    let stops = futures::stream::iter(servers)
-        .map(|(name, server)| async move {
-            client
-                .stop_and_wait(&name, &server, stop_deadline)
-                .await
-                .is_err()
-        })
-        .buffer_unordered(EXIT_CONCURRENCY)
-        .filter(|failed| futures::future::ready(*failed))
-        .count()
-        .await;
+    let stops = count_failures(servers, |(name, server)| async move {
+        client
+            .stop_and_wait(&name, &server, stop_deadline)
+            .await
+            .is_ok()
+    })
+    .await;
     tracing::info!(servers_failed = stops, "our servers stopped");
     let mut deletes = 0;
     if settings.on_exit == OnExit::Purge {
         let stop_wait = settings.population.stop_timeout;
-        deletes = futures::stream::iter(ours)
-            .map(|(name, _)| async move {
-                client
-                    .delete_user_when_stopped(&name, stop_wait)
-                    .await
-                    .is_err()
-            })
-            .buffer_unordered(EXIT_CONCURRENCY)
-            .filter(|failed| futures::future::ready(*failed))
-            .count()
-            .await;
+        deletes = count_failures(ours, |(name, _)| async move {
+            client
+                .delete_user_when_stopped(&name, stop_wait)
+                .await
+                .is_ok()
+        })
+        .await;
         tracing::info!(users_failed = deletes, "our users deleted");
     }
     if stops + deletes > 0 {
         return Err(ExitError::Incomplete { stops, deletes });
     }
     Ok(())
+}
+
+/// Runs `job` on every item, `EXIT_CONCURRENCY` at a time; how many returned false.
+async fn count_failures<T, F, Fut>(items: Vec<T>, job: F) -> usize
+where
+    F: Fn(T) -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    futures::stream::iter(items)
+        .map(job)
+        .buffer_unordered(EXIT_CONCURRENCY)
+        .filter(|ok| futures::future::ready(!*ok))
+        .count()
+        .await
 }

@@ -82,6 +82,34 @@ pub async fn against(server: &MockServer, args: &[&str]) -> Out {
     .await
 }
 
+/// Runs `hubsoak args… --report-json TMP` with `env`; the output and the parsed report
+/// (null if none was written).
+pub async fn hubsoak_reporting(args: &[&str], env: &[(&str, &str)]) -> (Out, serde_json::Value) {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = dir.path().join("report.json");
+    let mut all = args.to_vec();
+    all.extend(["--report-json", path.to_str().expect("a UTF-8 temp path")]);
+    let out = hubsoak(&all, env).await;
+    let report = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(serde_json::Value::Null);
+    (out, report)
+}
+
+/// [`hubsoak_reporting`] against the simulator, with the test token.
+pub async fn against_reporting(server: &MockServer, args: &[&str]) -> (Out, serde_json::Value) {
+    let url = server.api_url();
+    hubsoak_reporting(
+        args,
+        &[
+            ("JUPYTERHUB_ENDPOINT", &url),
+            ("JUPYTERHUB_API_TOKEN", TOKEN),
+        ],
+    )
+    .await
+}
+
 pub fn read_report(path: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path).expect("report written");
     serde_json::from_str(&text).expect("report is JSON")

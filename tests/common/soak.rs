@@ -141,3 +141,25 @@ impl Metrics {
             .sum()
     }
 }
+
+/// Polls /metrics until `cond` holds, up to `limit`; returns the last scrape.
+pub async fn until(
+    p: &SoakProcess,
+    limit: Duration,
+    what: &str,
+    cond: impl Fn(&Metrics) -> bool,
+) -> Metrics {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let m = p.metrics().await;
+        if cond(&m) {
+            return m;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} within {limit:?}; last scrape:\n{}",
+            m.text
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -10,13 +10,21 @@ rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
 echo "== test dependencies"
 # promtool (from Debian's prometheus package) checks /metrics in the soak tests.
+sudo_=""
+[ "$(id -u)" -eq 0 ] || sudo_="sudo"
+apt_updated=""
+apt_update() { [ -n "$apt_updated" ] || { $sudo_ apt-get update -qq; apt_updated=1; }; }
 if ! command -v promtool >/dev/null 2>&1; then
-  sudo_=""
-  [ "$(id -u)" -eq 0 ] || sudo_="sudo"
-  $sudo_ apt-get update -qq
+  apt_update
   DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 fi
+# kubectl renders the kustomizations in deploy/ (kubectl kustomize).
+if ! command -v kubectl >/dev/null 2>&1; then
+  apt_update
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq kubectl >/dev/null
+fi
 promtool --version | head -n 1
+kubectl version --client 2>/dev/null | head -n 1
 # JupyterHub 5.x and 6.x venvs and configurable-http-proxy, for the real-hub tests.
 ./tests/realhub/install.sh
 

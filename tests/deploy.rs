@@ -1,0 +1,232 @@
+//! deploy/ is part of the product: the alert rules pass promtool's checks and unit tests,
+//! the Operator's PrometheusRule carries exactly the same rules, every kustomization
+//! renders, its core objects pass kubernetes-validate, and the Deployment is shaped as an
+//! operator needs it (probes, non-root, read-only, limits, grace, token from a Secret).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_yaml::Value;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run(cmd: &mut Command) -> (bool, String) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd:?} runs (tests/run-all.sh installs it): {e}"));
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+const RULES: &str = "deploy/overlays/plain-prometheus/hubsoak-rules.yaml";
+
+#[test]
+fn alert_rules_pass_promtool_checks_and_unit_tests() {
+    let (ok, out) = run(Command::new("promtool")
+        .args(["check", "rules", RULES])
+        .current_dir(repo()));
+    assert!(ok, "{out}");
+    let (ok, out) = run(Command::new("promtool")
+        .args(["test", "rules", "hubsoak-rules.test.yaml"])
+        .current_dir(repo().join("deploy/overlays/plain-prometheus")));
+    assert!(ok && out.contains("SUCCESS"), "{out}");
+}
+
+fn yaml(path: &Path) -> Value {
+    serde_yaml::from_str(&std::fs::read_to_string(path).expect("readable")).expect("YAML")
+}
+
+#[test]
+fn the_prometheus_rule_carries_exactly_the_plain_rules() {
+    let plain = yaml(&repo().join(RULES));
+    let crd = yaml(&repo().join("deploy/base/prometheusrule.yaml"));
+    assert_eq!(crd["kind"], "PrometheusRule");
+    assert_eq!(
+        crd["spec"]["groups"], plain["groups"],
+        "deploy/base/prometheusrule.yaml drifted from {RULES}"
+    );
+    // Each alert has a summary, a description and a runbook paragraph.
+    let mut alerts = 0;
+    for group in plain["groups"].as_sequence().unwrap() {
+        for rule in group["rules"].as_sequence().unwrap() {
+            if rule.get("alert").is_some() {
+                alerts += 1;
+                for key in ["summary", "description", "runbook"] {
+                    let text = rule["annotations"][key].as_str().unwrap_or("");
+                    assert!(text.len() > 20, "{:?} lacks a {key}", rule["alert"]);
+                }
+            }
+        }
+    }
+    assert_eq!(alerts, 8);
+}
+
+/// `kubectl kustomize DIR`, split into objects.
+fn render(dir: &str) -> (String, Vec<Value>) {
+    let (ok, out) = run(Command::new("kubectl")
+        .args(["kustomize", dir])
+        .current_dir(repo()));
+    assert!(ok, "kubectl kustomize {dir}: {out}");
+    let objects = serde_yaml::Deserializer::from_str(&out)
+        .map(|d| serde::Deserialize::deserialize(d).expect("a YAML object"))
+        .collect();
+    (out, objects)
+}
+
+fn kinds(objects: &[Value]) -> Vec<String> {
+    let mut kinds: Vec<String> = objects
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap_or("").to_string())
+        .collect();
+    kinds.sort();
+    kinds
+}
+
+fn find<'a>(objects: &'a [Value], kind: &str) -> &'a Value {
+    objects
+        .iter()
+        .find(|o| o["kind"] == kind)
+        .unwrap_or_else(|| panic!("a {kind}"))
+}
+
+fn validate(rendered: &str) {
+    let tool = std::env::var_os("HUBSOAK_REAL_HUB_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/real-hub"))
+        .join("tools/bin/kubernetes-validate");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rendered.yaml");
+    std::fs::write(&file, rendered).unwrap();
+    let (ok, out) = run(Command::new(&tool).arg("--strict").arg(&file));
+    assert!(ok, "kubernetes-validate --strict: {out}");
+    for kind in ["configmap", "service", "deployment"] {
+        assert!(
+            out.contains(&format!("passed for resource {kind}/")),
+            "{kind} validated: {out}"
+        );
+    }
+}
+
+#[test]
+fn every_kustomization_renders_and_validates() {
+    let (text, base) = render("deploy/base");
+    validate(&text);
+    assert_eq!(
+        kinds(&base),
+        [
+            "ConfigMap",
+            "Deployment",
+            "PrometheusRule",
+            "Service",
+            "ServiceMonitor"
+        ]
+    );
+
+    let (text, podmonitor) = render("deploy/overlays/podmonitor");
+    validate(&text);
+    assert_eq!(
+        kinds(&podmonitor),
+        [
+            "ConfigMap",
+            "Deployment",
+            "PodMonitor",
+            "PrometheusRule",
+            "Service"
+        ]
+    );
+
+    let (text, plain) = render("deploy/overlays/plain-prometheus");
+    validate(&text);
+    assert_eq!(
+        kinds(&plain),
+        ["ConfigMap", "ConfigMap", "Deployment", "Service"]
+    );
+    let annotations = &find(&plain, "Deployment")["spec"]["template"]["metadata"]["annotations"];
+    assert_eq!(annotations["prometheus.io/scrape"], "true");
+    assert_eq!(annotations["prometheus.io/port"], "9095");
+    let rules = plain
+        .iter()
+        .find(|o| {
+            o["metadata"]["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("hubsoak-rules"))
+        })
+        .expect("the rules ConfigMap");
+    let file: Value =
+        serde_yaml::from_str(rules["data"]["hubsoak-rules.yaml"].as_str().unwrap()).unwrap();
+    assert_eq!(file, yaml(&repo().join(RULES)));
+}
+
+#[test]
+fn the_deployment_is_shaped_for_production() {
+    let (_, objects) = render("deploy/base");
+    let deployment = find(&objects, "Deployment");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let c = &pod["containers"][0];
+    assert_eq!(deployment["spec"]["replicas"], 1);
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/livez");
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
+    for kind in ["requests", "limits"] {
+        for r in ["cpu", "memory"] {
+            assert!(c["resources"][kind][r].is_string(), "resources.{kind}.{r}");
+        }
+    }
+    assert_eq!(
+        deployment["spec"]["template"]["metadata"]["labels"]["hub.jupyter.org/network-access-hub"],
+        "true",
+        "z2jh's NetworkPolicy admits only labelled pods to the hub"
+    );
+    // The token comes from a Secret, never from the ConfigMap.
+    let secret = pod["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|v| v.get("secret").is_some())
+        .expect("a Secret volume");
+    assert_eq!(secret["secret"]["secretName"], "hubsoak-token");
+    let config = find(&objects, "ConfigMap");
+    let toml_text = config["data"]["hubsoak.toml"].as_str().unwrap();
+    assert!(
+        !toml_text
+            .lines()
+            .any(|l| l.trim_start().starts_with("token =")),
+        "no token in the ConfigMap"
+    );
+    // The pod's grace outlasts the soak's own shutdown grace.
+    let settings: toml::Table = toml_text.parse().unwrap();
+    let grace = humantime::parse_duration(settings["shutdown"]["grace"].as_str().unwrap()).unwrap();
+    let pod_grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap();
+    assert!(
+        pod_grace > grace.as_secs(),
+        "terminationGracePeriodSeconds {pod_grace} <= shutdown.grace {grace:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_shipped_cluster_config_is_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "a-token\n").unwrap();
+    let config = repo().join("deploy/base/hubsoak.toml");
+    let out = common::hubsoak(
+        &["validate", "--config", config.to_str().unwrap()],
+        &[("HUBSOAK__HUB__TOKEN_FILE", token.to_str().unwrap())],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(
+        out.stdout
+            .contains("endpoint = \"http://hub:8081/hub/api/\""),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("format = \"json\""));
+}

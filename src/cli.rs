@@ -157,6 +157,12 @@ pub struct DemoArgs {
     /// Stop by itself after this long
     #[arg(long, default_value = "10m", value_name = "DURATION")]
     pub duration: String,
+    /// Shortest session before a server is replaced
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    pub session_min: String,
+    /// Longest session before a server is replaced
+    #[arg(long, default_value = "90s", value_name = "DURATION")]
+    pub session_max: String,
 }
 
 #[derive(Debug, Args)]
@@ -257,6 +263,9 @@ pub struct MockHubArgs {
     /// Allow named servers
     #[arg(long)]
     pub allow_named_servers: bool,
+    /// Serve /hub/metrics without a token (JupyterHub's authenticate_prometheus = False)
+    #[arg(long)]
+    pub public_metrics: bool,
     /// Probability of answering 503
     #[arg(long, default_value = "0.0")]
     pub server_error_rate: String,

@@ -46,6 +46,8 @@ pub async fn run(s: &DemoSettings, stop: CancellationToken) -> Result<SoakEnd, D
         concurrent_spawn_limit: Some(8),
         retry_after: 2..=5,
         slow_spawn_timeout: Duration::from_secs(3),
+        // Like a hub with authenticate_prometheus = False, so Prometheus can scrape it.
+        authenticate_prometheus: false,
         ..MockConfig::default()
     });
     let server = hub
@@ -64,6 +66,10 @@ pub async fn run(s: &DemoSettings, stop: CancellationToken) -> Result<SoakEnd, D
     let metrics_addr = listener.local_addr().unwrap_or(s.metrics_listen);
     let api = server.api_url();
     println!("hubsoak demo: a simulated JupyterHub at {api}");
+    println!(
+        "hubsoak demo: the hub's own metrics at http://{}/hub/metrics",
+        server.addr
+    );
     println!("hubsoak demo: metrics at http://{metrics_addr}/metrics (also /livez, /readyz)");
     println!(
         "hubsoak demo: keeping {} servers alive for {}; Ctrl-C to stop sooner",
@@ -86,8 +92,8 @@ pub async fn run(s: &DemoSettings, stop: CancellationToken) -> Result<SoakEnd, D
             target: s.target,
             max_spawns_in_flight: 10,
             spawn_rate: 60.0,
-            session_min: Duration::from_secs(30),
-            session_max: Duration::from_secs(90),
+            session_min: s.session_min,
+            session_max: s.session_max,
             spawn_timeout: Duration::from_secs(60),
             stop_timeout: Duration::from_secs(30),
             backoff_min: Duration::from_secs(2),

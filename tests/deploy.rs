@@ -230,3 +230,74 @@ async fn the_shipped_cluster_config_is_valid() {
     );
     assert!(out.stdout.contains("format = \"json\""));
 }
+
+#[test]
+fn the_dashboard_ships_as_a_sidecar_configmap_with_its_variables() {
+    let (_, objects) = render("grafana");
+    let cm = find(&objects, "ConfigMap");
+    assert_eq!(cm["metadata"]["labels"]["grafana_dashboard"], "1");
+    let shipped: serde_json::Value =
+        serde_json::from_str(cm["data"]["hubsoak-dashboard.json"].as_str().unwrap()).unwrap();
+    let file: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("grafana/hubsoak-dashboard.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(shipped, file);
+    let vars: Vec<&str> = file["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["name"].as_str())
+        .collect();
+    assert_eq!(vars, ["datasource", "namespace", "instance"]);
+    let rows: Vec<&str> = file["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["type"] == "row")
+        .filter_map(|p| p["title"].as_str())
+        .collect();
+    for row in ["Latency", "Traffic", "Errors", "Saturation"] {
+        assert!(rows.contains(&row), "a {row} row: {rows:?}");
+    }
+    assert!(rows.iter().any(|r| r.contains("hub's own")));
+}
+
+/// No Docker engine here to build it; this checks what a build needs and what the image
+/// promises: two stages, every path the crate compiles from, a non-root user, the binary
+/// as entrypoint and `soak` as the default command.
+#[test]
+fn the_dockerfile_builds_from_the_crate_and_runs_as_non_root() {
+    let text = std::fs::read_to_string(repo().join("Dockerfile")).expect("a Dockerfile");
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .collect();
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("FROM ")).count(),
+        2,
+        "multi-stage"
+    );
+    for path in ["Cargo.toml", "Cargo.lock", "src", "config"] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("COPY ") && l.split_whitespace().any(|w| w == path)),
+            "COPY {path}"
+        );
+    }
+    let user = lines
+        .iter()
+        .rev()
+        .find(|l| l.starts_with("USER "))
+        .expect("a USER");
+    assert!(
+        !user.contains("root") && !user.ends_with(" 0") && !user.contains(" 0:"),
+        "{user}"
+    );
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("ENTRYPOINT [\"/usr/local/bin/hubsoak\"]")));
+    assert!(lines.iter().any(|l| l.starts_with("CMD [\"soak\"")));
+}

@@ -157,6 +157,8 @@ pub struct DemoSettings {
     pub target: usize,
     pub spawn_failure_rate: f64,
     pub duration: Duration,
+    pub session_min: Duration,
+    pub session_max: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -426,7 +428,23 @@ fn demo(args: &DemoArgs, p: &mut Problems) -> Option<DemoSettings> {
     if duration.is_zero() {
         p.push("--duration", "must be more than 0s");
     }
+    let session_min = p.take(
+        parse_duration("--session-min", &args.session_min),
+        Duration::ZERO,
+    );
+    let session_max = p.take(
+        parse_duration("--session-max", &args.session_max),
+        Duration::ZERO,
+    );
+    if session_min.is_zero() || session_min > session_max {
+        p.push(
+            "--session-min",
+            "must be more than 0s and not longer than --session-max",
+        );
+    }
     Some(DemoSettings {
+        session_min,
+        session_max,
         metrics_listen: metrics_listen?,
         hub_listen: hub_listen?,
         target,
@@ -664,6 +682,7 @@ fn mock_hub(
         slow_spawn_timeout: d(p, "--slow-spawn-timeout", &args.slow_spawn_timeout),
         slow_stop_timeout: d(p, "--slow-stop-timeout", &args.slow_stop_timeout),
         allow_named_servers: args.allow_named_servers,
+        authenticate_prometheus: !args.public_metrics,
         faults: Faults {
             server_error_rate: p.take(
                 parse_rate("--server-error-rate", &args.server_error_rate),

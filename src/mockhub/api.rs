@@ -117,10 +117,21 @@ pub async fn handle_with_faults(
         }
         malformed = cut;
     }
+    let (method, path, started) = (
+        req.method().to_string(),
+        req.uri().path().to_string(),
+        std::time::Instant::now(),
+    );
     let resp = match router.oneshot(req.map(Body::new)).await {
         Ok(resp) => resp,
         Err(never) => match never {},
     };
+    hub.observe_request(
+        &method,
+        &path,
+        resp.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
     let is_json = resp
         .headers()
         .get(header::CONTENT_TYPE)
@@ -133,6 +144,31 @@ pub async fn handle_with_faults(
         resp
     };
     Ok(with_version(&hub, resp))
+}
+
+/// The JupyterHub handler class that serves `path` (the `handler` label of
+/// `jupyterhub_request_duration_seconds`).
+pub fn handler_name(path: &str) -> &'static str {
+    let rest = path.trim_end_matches('/');
+    if rest == "/hub/health" {
+        "jupyterhub.handlers.pages.HealthCheckHandler"
+    } else if rest == "/hub/metrics" {
+        "jupyterhub.handlers.metrics.MetricsHandler"
+    } else if rest == "/hub/api" {
+        "jupyterhub.apihandlers.base.APIHandler"
+    } else if rest == "/hub/api/users" {
+        "jupyterhub.apihandlers.users.UserListAPIHandler"
+    } else if rest.ends_with("/progress") {
+        "jupyterhub.apihandlers.users.SpawnProgressAPIHandler"
+    } else if rest.ends_with("/activity") {
+        "jupyterhub.apihandlers.users.ActivityAPIHandler"
+    } else if rest.ends_with("/server") || rest.contains("/servers/") {
+        "jupyterhub.apihandlers.users.UserServerAPIHandler"
+    } else if rest.starts_with("/hub/api/users/") {
+        "jupyterhub.apihandlers.users.UserAPIHandler"
+    } else {
+        "jupyterhub.handlers.base.Template404"
+    }
 }
 
 fn with_version(hub: &MockHub, mut resp: Resp) -> Resp {
@@ -205,7 +241,9 @@ async fn version(State(hub): State<MockHub>) -> Resp {
 }
 
 async fn metrics(State(hub): State<MockHub>, headers: HeaderMap) -> Resp {
-    authorized!(hub, headers);
+    if hub.inner.cfg.authenticate_prometheus {
+        authorized!(hub, headers);
+    }
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "text/plain; version=0.0.4")

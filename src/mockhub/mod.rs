@@ -50,6 +50,8 @@ pub struct MockConfig {
     pub slow_spawn_timeout: Duration,
     pub slow_stop_timeout: Duration,
     pub allow_named_servers: bool,
+    /// Whether `/hub/metrics` needs the token (JupyterHub's authenticate_prometheus).
+    pub authenticate_prometheus: bool,
     pub faults: Faults,
 }
 
@@ -68,6 +70,7 @@ impl Default for MockConfig {
             slow_spawn_timeout: Duration::from_secs(10),
             slow_stop_timeout: Duration::from_secs(10),
             allow_named_servers: false,
+            authenticate_prometheus: true,
             faults: Faults::default(),
         }
     }
@@ -119,6 +122,7 @@ struct Counters {
 /// The hub's own metrics: what hubsoak's numbers are checked against.
 struct Truth {
     registry: Registry,
+    requests: HistogramVec,
     spawn: HistogramVec,
     stop: HistogramVec,
     running: IntGauge,
@@ -153,6 +157,14 @@ impl Truth {
         .expect("static metric definition");
         let total_users = IntGauge::new("jupyterhub_total_users", "Total number of users")
             .expect("static metric definition");
+        let requests = HistogramVec::new(
+            HistogramOpts::new(
+                "jupyterhub_request_duration_seconds",
+                "Request duration for all HTTP requests",
+            ),
+            &["method", "handler", "code"],
+        )
+        .expect("static metric definition");
         for (status, reason) in [
             ("success", ""),
             ("failure", ""),
@@ -171,11 +183,13 @@ impl Truth {
             Box::new(stop.clone()),
             Box::new(running.clone()),
             Box::new(total_users.clone()),
+            Box::new(requests.clone()),
         ] {
             registry.register(c).expect("unique metric names");
         }
         Truth {
             registry,
+            requests,
             spawn,
             stop,
             running,
@@ -381,6 +395,17 @@ impl MockHub {
         let mut buf = Vec::new();
         let _ = TextEncoder::new().encode(&self.inner.truth.registry.gather(), &mut buf);
         String::from_utf8_lossy(&buf).into_owned()
+    }
+
+    /// Records a request in `jupyterhub_request_duration_seconds`, labelled by the
+    /// handler class JupyterHub would use.
+    fn observe_request(&self, method: &str, path: &str, code: u16, seconds: f64) {
+        let handler = api::handler_name(path);
+        self.inner
+            .truth
+            .requests
+            .with_label_values(&[method, handler, &code.to_string()])
+            .observe(seconds);
     }
 
     fn notify(&self) {

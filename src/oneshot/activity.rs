@@ -28,13 +28,8 @@ pub async fn run(
         run.record().expect(action);
     }
     let mut existing: Vec<(u64, OurName)> = run
-        .client
-        .list_our_users(prefix)
-        .await
-        .map_err(|source| RunError::Hub {
-            doing: "listing our existing users",
-            source,
-        })?
+        .list_ours()
+        .await?
         .into_iter()
         .filter_map(|(n, _)| prefix.index_of(n.as_str()).map(|i| (i, n)))
         .collect();

@@ -17,7 +17,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Target;
-use crate::hub::{ClientBuildError, HubClient, HubError, RequestTally, StopWaitError};
+use crate::hub::{ClientBuildError, HubClient, HubError, RequestTally, StopWaitError, User};
 use crate::names::OurName;
 use crate::report::{Recorder, ReportMeta, RunReport};
 
@@ -94,6 +94,17 @@ impl Run {
                 parameters,
             },
         })
+    }
+
+    /// Every user of ours on the hub (all pages).
+    pub async fn list_ours(&self) -> Result<Vec<(OurName, User)>, RunError> {
+        self.client
+            .list_our_users(&self.target.prefix)
+            .await
+            .map_err(|source| RunError::Hub {
+                doing: "listing our users",
+                source,
+            })
     }
 
     pub fn record(&self) -> MutexGuard<'_, Recorder> {

@@ -19,14 +19,7 @@ pub async fn run(
     let run = Run::connect(&s.target, "purge", params, cancel).await?;
     run.record().expect("stop");
     run.record().expect("delete_user");
-    let ours = run
-        .client
-        .list_our_users(&s.target.prefix)
-        .await
-        .map_err(|source| RunError::Hub {
-            doing: "listing our users",
-            source,
-        })?;
+    let ours = run.list_ours().await?;
     let servers: Vec<_> = ours
         .iter()
         .flat_map(|(name, user)| {

@@ -45,14 +45,7 @@ pub async fn run(
         run.record().expect("delete_user");
     }
 
-    let existing = run
-        .client
-        .list_our_users(prefix)
-        .await
-        .map_err(|source| RunError::Hub {
-            doing: "listing our existing users",
-            source,
-        })?;
+    let existing = run.list_ours().await?;
     // Continue after the highest index in use, so a --keep re-run never collides.
     let first = existing
         .iter()

@@ -9,9 +9,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
@@ -74,22 +72,8 @@ pub async fn serve(
     ready: Readiness,
     shutdown: CancellationToken,
 ) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let (metrics, ready) = (metrics.clone(), ready.clone());
-                connections.spawn(async move {
-                    let service = hyper::service::service_fn(move |req| route(req, metrics.clone(), ready.clone()));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        }
-        while connections.try_join_next().is_some() {}
-    }
-    connections.abort_all();
+    crate::serve::serve_http1(listener, shutdown, move |req| {
+        route(req, metrics.clone(), ready.clone())
+    })
+    .await;
 }

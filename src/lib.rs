@@ -14,5 +14,6 @@ pub mod mockhub;
 pub mod names;
 pub mod oneshot;
 pub mod report;
+pub mod serve;
 pub mod signals;
 pub mod soak;

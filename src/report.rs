@@ -187,10 +187,6 @@ impl Recorder {
         self.outcomes.get(action).cloned().unwrap_or_default()
     }
 
-    pub fn latency_of(&self, action: &str) -> Option<&Latency> {
-        self.latency.get(action)
-    }
-
     pub fn any_failure(&self) -> bool {
         self.outcomes.values().any(|t| t.failed() > 0)
     }

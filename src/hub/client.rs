@@ -760,12 +760,7 @@ fn api_message(body: &Bytes) -> String {
 
 /// An error for a status the call did not expect, with the hub's message and, on a
 /// 429, its `Retry-After`.
-pub fn status_error(
-    op: Operation,
-    status: StatusCode,
-    headers: &HeaderMap,
-    body: &Bytes,
-) -> HubError {
+fn status_error(op: Operation, status: StatusCode, headers: &HeaderMap, body: &Bytes) -> HubError {
     if status.is_success() {
         return HubError::InvalidResponse {
             op,

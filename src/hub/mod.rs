@@ -8,8 +8,8 @@ mod retry;
 mod token;
 
 pub use client::{
-    status_error, ClientBuildError, ClientConfig, HubClient, ProgressStream, SpawnWaitError,
-    StartOutcome, StopOutcome, StopWaitError,
+    ClientBuildError, ClientConfig, HubClient, ProgressStream, SpawnWaitError, StartOutcome,
+    StopOutcome, StopWaitError,
 };
 pub use error::{FailureReason, HubError, Operation};
 pub use models::{HubVersion, Pagination, ProgressEvent, Server, User, UserPage};

@@ -12,12 +12,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
-use hyper_util::rt::TokioIo;
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntGauge, Registry, TextEncoder};
 use rand::Rng;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub use state::Phase;
@@ -250,10 +248,6 @@ impl MockHub {
         }
     }
 
-    pub fn config(&self) -> &MockConfig {
-        &self.inner.cfg
-    }
-
     /// Serves on `listener` until `shutdown`; then drops every connection.
     pub async fn serve(
         &self,
@@ -261,28 +255,11 @@ impl MockHub {
         shutdown: CancellationToken,
     ) -> std::io::Result<()> {
         let router = api::router(self.clone());
-        let mut connections = JoinSet::new();
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                accepted = listener.accept() => {
-                    let Ok((stream, _)) = accepted else { continue };
-                    let _ = stream.set_nodelay(true);
-                    let hub = self.clone();
-                    let router = router.clone();
-                    connections.spawn(async move {
-                        let service = hyper::service::service_fn(move |req| {
-                            api::handle_with_faults(hub.clone(), router.clone(), req)
-                        });
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    });
-                }
-            }
-            while connections.try_join_next().is_some() {}
-        }
-        connections.abort_all();
+        let hub = self.clone();
+        crate::serve::serve_http1(listener, shutdown, move |req| {
+            api::handle_with_faults(hub.clone(), router.clone(), req)
+        })
+        .await;
         Ok(())
     }
 

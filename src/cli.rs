@@ -104,6 +104,8 @@ pub enum Command {
     ActivityStressTest(ActivityArgs),
     /// Stop and delete every user named PREFIX-…, and no other
     Purge(PurgeArgs),
+    /// Simulated users arrive, spawn, run code in a kernel for a session, and leave
+    Simulate(SimulateArgs),
     /// Keep a population of simulated users alive and export Prometheus metrics
     Soak(SoakArgs),
     /// Check soak settings: print the effective settings, or every error (exit 2)
@@ -173,12 +175,8 @@ pub struct StressTestArgs {
     /// Users created per request, and servers started at once
     #[arg(short = 'b', long, default_value = "10")]
     pub batch_size: String,
-    /// A KubeSpawner profile slug, sent as user option "profile"
-    #[arg(short = 'p', long)]
-    pub profile: Option<String>,
-    /// User options as a JSON object, sent with every start
-    #[arg(long, value_name = "JSON")]
-    pub user_options: Option<String>,
+    #[command(flatten)]
+    pub server: ServerArgs,
     /// Keep the users and their servers running
     #[arg(short = 'k', long)]
     pub keep: bool,
@@ -191,6 +189,82 @@ pub struct StressTestArgs {
     /// Give up on a stop this long after it was asked for
     #[arg(long, default_value = "120s", value_name = "DURATION")]
     pub stop_timeout: String,
+}
+
+/// Which server to start, and how.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// A KubeSpawner profile slug, sent as user option "profile"
+    #[arg(short = 'p', long)]
+    pub profile: Option<String>,
+    /// User options as a JSON object, sent with every start
+    #[arg(long, value_name = "JSON")]
+    pub user_options: Option<String>,
+    /// Start this named server instead of the default one (needs allow_named_servers)
+    #[arg(long, value_name = "NAME")]
+    pub server_name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Simulated users
+    pub users: String,
+    /// Shortest session (time between a server being ready and being stopped)
+    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    pub session_min: String,
+    /// Longest session
+    #[arg(long, default_value = "300s", value_name = "DURATION")]
+    pub session_max: String,
+    /// Users arrive at uniformly random times within this long from the start
+    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    pub start_delay_max: String,
+    #[command(flatten)]
+    pub journey: JourneyArgs,
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Give up on a spawn this long after it was asked for
+    #[arg(long, default_value = "300s", value_name = "DURATION")]
+    pub spawn_timeout: String,
+    /// Give up on a stop this long after it was asked for
+    #[arg(long, default_value = "120s", value_name = "DURATION")]
+    pub stop_timeout: String,
+    /// Keep the users this run created (their servers are stopped all the same)
+    #[arg(short = 'k', long)]
+    pub keep: bool,
+    /// Write the run report as JSON here
+    #[arg(long, value_name = "PATH")]
+    pub report_json: Option<PathBuf>,
+}
+
+/// What each simulated user does on their server.
+#[derive(Debug, Args)]
+pub struct JourneyArgs {
+    /// How users reach their server: "token" (hubsoak's token, needs access:servers) or
+    /// "form" (the hub's login form, e.g. DummyAuthenticator)
+    #[arg(long, default_value = "token", value_name = "MODE")]
+    pub auth: String,
+    /// Form login password, read from this file [env: HUBSOAK__JOURNEY__PASSWORD]
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Code each user executes, again and again through the session
+    #[arg(long, default_value = "5 * 4")]
+    pub code: String,
+    /// The output must contain this ("" accepts any output)
+    #[arg(long, default_value = "20")]
+    pub expect: String,
+    /// Pause between executions
+    #[arg(long, default_value = "5s", value_name = "DURATION")]
+    pub think_time: String,
+    /// Limit for each step (login, kernel start, one execution, kernel stop)
+    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    pub step_timeout: String,
+    /// The kernel to start [default: the server's default kernel]
+    #[arg(long, value_name = "NAME")]
+    pub kernel_name: Option<String>,
+    /// The hub's public URL, where /hub/login and /user/NAME/ are [default: the
+    /// endpoint without /hub/api]
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Args)]

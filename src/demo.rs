@@ -1,6 +1,7 @@
 //! `hubsoak demo`: the simulator and a soak against it, in one process — realistic
-//! spawn times with jitter, a little failure, a concurrent spawn limit, short sessions —
-//! so `/metrics` fills within a minute without any hub.
+//! spawn times with jitter, a little failure, a concurrent spawn limit, short sessions,
+//! and every user running code in a kernel, so `/metrics` fills within a minute without
+//! any hub.
 
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::soak::{OnExit, PopulationSettings, SoakSettings};
 use crate::config::{DemoSettings, HubSettings};
 use crate::hub::Token;
+use crate::journey::{AuthMode, JourneySettings};
 use crate::mockhub::{MockConfig, MockHub};
 use crate::soak::{self, SoakEnd};
 
@@ -77,11 +79,22 @@ pub async fn run(s: &DemoSettings, stop: CancellationToken) -> Result<SoakEnd, D
         humantime::format_duration(s.duration)
     );
     tracing::info!(addr = %metrics_addr, "admin server listening");
+    let api_url: url::Url = format!("{api}/")
+        .parse()
+        .expect("the simulator's URL parses");
     let settings = SoakSettings {
+        // The simulated servers run kernels too: every user runs code through its session.
+        journey: Some(JourneySettings {
+            public_url: crate::config::journey::public_url_from_api(&api_url),
+            auth: AuthMode::Token,
+            code: "5 * 4".into(),
+            expect: "20".into(),
+            think_time: Duration::from_secs(5),
+            step_timeout: Duration::from_secs(30),
+            kernel_name: String::new(),
+        }),
         hub: HubSettings {
-            api_url: format!("{api}/")
-                .parse()
-                .expect("the simulator's URL parses"),
+            api_url,
             token,
             request_timeout: Duration::from_secs(10),
             ca_file: None,

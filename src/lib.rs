@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod hub;
+pub mod journey;
 pub mod logging;
 pub mod metrics;
 pub mod mockhub;

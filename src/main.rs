@@ -104,6 +104,7 @@ async fn run(settings: Settings) -> ExitCode {
             };
         }
         CommandSettings::StressTest(s) => oneshot::stress::run(s, cancel).await,
+        CommandSettings::Simulate(s) => oneshot::simulate::run(s, cancel).await,
         CommandSettings::ActivityStressTest(s) => oneshot::activity::run(s, cancel).await,
         CommandSettings::Purge(s) => oneshot::purge::run(s, cancel).await,
         CommandSettings::MockHub(s) => return mock_hub(s, cancel).await,

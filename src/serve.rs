@@ -38,6 +38,7 @@ pub async fn serve_http1<H, Fut, B, E>(
                     let service = hyper::service::service_fn(handle);
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
+                        .with_upgrades()
                         .await;
                 });
             }

@@ -465,3 +465,48 @@ async fn dry_run_sends_no_state_changing_request() {
         out.stdout
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stress_test_starts_the_named_server_with_the_profile() {
+    let (hub, server) = start_mock(MockConfig {
+        allow_named_servers: true,
+        ..fast()
+    })
+    .await;
+    let out = against(
+        &server,
+        &[
+            "stress-test",
+            "-c",
+            "3",
+            "-b",
+            "3",
+            "--server-name",
+            "lab2",
+            "-p",
+            "small",
+            "--user-options",
+            r#"{"cpu": 2}"#,
+            "--keep",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    for i in 1..=3 {
+        let name = format!("hubsoak-{i}");
+        assert_eq!(hub.phase(&name, "lab2"), Some(Phase::Running), "{name}");
+        assert_eq!(
+            hub.phase(&name, ""),
+            Some(Phase::Stopped),
+            "{name}'s default server"
+        );
+        assert_eq!(
+            hub.user_options(&name, "lab2"),
+            Some(serde_json::json!({"cpu": 2, "profile": "small"}))
+        );
+    }
+    // Without --keep the named servers are what gets stopped.
+    let out = against(&server, &["purge"]).await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(hub.server_counts(), (0, 0, 0));
+}

@@ -36,6 +36,9 @@ on_both_hubs!(
     purge_250,
     soak_two_minutes,
     soak_survives_a_killed_hub,
+    journeys_token_3_users,
+    journeys_form_login_on_named_servers,
+    soak_with_journeys,
 );
 
 async fn hubsoak_on(hub: &RealHub, args: &[&str]) -> Out {
@@ -310,4 +313,142 @@ async fn soak_survives_a_killed_hub(major: u8) {
     assert_eq!(p.exit_within(Duration::from_secs(40)).await, Some(0));
     assert!(hub.ours("soak").await.is_empty(), "purged on exit");
     others.assert_untouched(&hub).await;
+}
+
+/// A real hub with real jupyterhub-singleuser servers and ipykernel kernels.
+async fn real_servers(major: u8, named_servers: bool) -> RealHub {
+    RealHub::start(HubOptions {
+        spawner: Spawner::Local,
+        named_servers,
+        ..HubOptions::cheap(major)
+    })
+    .await
+}
+
+/// A short `simulate`: everyone arrives within 1 s and runs code for 3 s.
+const SHORT_VISIT: [&str; 8] = [
+    "--session-min",
+    "3s",
+    "--session-max",
+    "3s",
+    "--start-delay-max",
+    "1s",
+    "--think-time",
+    "1s",
+];
+
+async fn journeys_token_3_users(major: u8) {
+    let hub = real_servers(major, false).await;
+    let others = hub.seed_others_running("hubsoak", 15).await;
+    let (spawns_before, stops_before) = hub.truth().await;
+    let mut args = vec!["simulate", "3", "--code", "5 * 4", "--expect", "20"];
+    args.extend(SHORT_VISIT);
+    let (out, r) = hubsoak_reporting_on(&hub, &args).await;
+    assert_eq!(out.code, 0, "{}\n{}", out.all(), hub.log_tail());
+    assert_eq!(successes(&r, "journey"), 3, "{}", out.stdout);
+    for step in ["spawn", "kernel_start", "kernel_stop", "stop"] {
+        assert_eq!(successes(&r, step), 3, "{step}: {}", out.stdout);
+    }
+    // Every execution read "20" from a real kernel; each user ran it at least once.
+    assert!(successes(&r, "execute") >= 3, "{}", out.stdout);
+    assert_eq!(failures(&r, "execute"), 0, "{}", out.stdout);
+    let (spawns_after, stops_after) = hub.truth().await;
+    assert_eq!(
+        spawns_after - spawns_before,
+        3.0,
+        "the hub counted our spawns"
+    );
+    assert_eq!(
+        stops_after - stops_before,
+        3.0,
+        "and our stops: none left running"
+    );
+    assert!(
+        hub.ours("hubsoak").await.is_empty(),
+        "our users are deleted"
+    );
+    others.assert_untouched(&hub).await;
+}
+
+async fn journeys_form_login_on_named_servers(major: u8) {
+    let hub = real_servers(major, true).await;
+    let mut args = vec![
+        "simulate",
+        "2",
+        "--auth",
+        "form",
+        "--server-name",
+        "lab2",
+        "--keep",
+    ];
+    args.extend(SHORT_VISIT);
+    let (out, r) = hubsoak_reporting_on(&hub, &args).await;
+    assert_eq!(out.code, 0, "{}\n{}", out.all(), hub.log_tail());
+    assert_eq!(
+        successes(&r, "login"),
+        2,
+        "DummyAuthenticator's form: {}",
+        out.stdout
+    );
+    assert_eq!(successes(&r, "journey"), 2, "{}", out.stdout);
+    assert!(successes(&r, "execute") >= 2, "{}", out.stdout);
+    // --keep keeps the users; their named servers were stopped all the same.
+    let ours = hub.ours("hubsoak").await;
+    assert_eq!(ours.len(), 2, "{ours:?}");
+    for name in &ours {
+        let servers = hub.servers_of(name).await;
+        assert_eq!(servers, serde_json::json!({}), "{name} still has {servers}");
+    }
+}
+
+async fn soak_with_journeys(major: u8) {
+    let hub = real_servers(major, false).await;
+    let url = hub.api_url();
+    let mut soak = start_soak(
+        &[],
+        &[
+            ("JUPYTERHUB_ENDPOINT", &url),
+            ("JUPYTERHUB_API_TOKEN", &hub.token),
+            ("HUBSOAK__USERS__PREFIX", "soakj"),
+            ("HUBSOAK__POPULATION__TARGET", "2"),
+            ("HUBSOAK__POPULATION__SESSION_MIN", "4s"),
+            ("HUBSOAK__POPULATION__SESSION_MAX", "4s"),
+            ("HUBSOAK__JOURNEY__ENABLED", "true"),
+            ("HUBSOAK__JOURNEY__THINK_TIME", "1s"),
+            ("HUBSOAK__SHUTDOWN__ON_EXIT", "purge"),
+            ("HUBSOAK__SHUTDOWN__GRACE", "60s"),
+        ],
+    )
+    .await;
+    let count = |m: &common::soak::Metrics, name: &str, step: &str| {
+        m.get(&format!("{name}{{step=\"{step}\"}}"))
+    };
+    // Both users finish a session (kernel stopped, server stopped) and spawn again.
+    let m = until(&soak, Duration::from_secs(120), "two whole journeys", |m| {
+        count(m, "hubsoak_journey_step_duration_seconds_count", "stop") >= 2.0
+    })
+    .await;
+    assert!(count(&m, "hubsoak_journey_step_duration_seconds_count", "execute") >= 2.0);
+    assert!(
+        count(
+            &m,
+            "hubsoak_journey_step_duration_seconds_count",
+            "kernel_stop"
+        ) >= 2.0
+    );
+    for step in ["kernel_start", "execute", "kernel_stop"] {
+        assert_eq!(
+            count(&m, "hubsoak_journey_failures_total", step),
+            0.0,
+            "{step} failed:\n{}",
+            m.text
+        );
+    }
+    soak.signal("TERM");
+    assert_eq!(soak.exit_within(Duration::from_secs(90)).await, Some(0));
+    assert!(hub.ours("soakj").await.is_empty(), "purged");
+    assert!(
+        hub.users().await.iter().all(|(_, ready)| !ready),
+        "no server left running"
+    );
 }

@@ -581,3 +581,38 @@ async fn validate_reports_every_error_naming_its_key_and_exits_2() {
         out.stdout
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_soak_runs_the_named_server_with_its_user_options() {
+    let (hub, server) = start_mock(MockConfig {
+        allow_named_servers: true,
+        ..fast()
+    })
+    .await;
+    let p = soak(
+        &server,
+        &[
+            ("HUBSOAK__POPULATION__TARGET", "3"),
+            ("HUBSOAK__POPULATION__SERVER_NAME", "lab2"),
+            ("HUBSOAK__POPULATION__USER_OPTIONS__PROFILE", "small"),
+        ],
+    )
+    .await;
+    until(&p, Duration::from_secs(20), "3 running", |m| {
+        m.get(RUNNING) == 3.0
+    })
+    .await;
+    for i in 1..=3 {
+        let name = format!("soak-{i}");
+        assert_eq!(hub.phase(&name, "lab2"), Some(Phase::Running), "{name}");
+        assert_eq!(
+            hub.phase(&name, ""),
+            Some(Phase::Stopped),
+            "{name}'s default server"
+        );
+        assert_eq!(
+            hub.user_options(&name, "lab2"),
+            Some(serde_json::json!({"profile": "small"}))
+        );
+    }
+}

@@ -11,13 +11,15 @@ use serde_json::Value;
 use url::Url;
 
 use crate::cli::{
-    ActivityArgs, Cli, Command, DemoArgs, LogFormat, MockHubArgs, PurgeArgs, StressTestArgs,
+    ActivityArgs, Cli, Command, DemoArgs, LogFormat, MockHubArgs, PurgeArgs, ServerArgs,
+    SimulateArgs, StressTestArgs,
 };
 use crate::hub::{ClientConfig, Token};
 use crate::mockhub::{Faults, MockConfig};
 
 use crate::names::Prefix;
 
+pub mod journey;
 pub mod soak;
 
 /// One problem with the input, naming where it came from.
@@ -111,16 +113,39 @@ pub struct Target {
     pub dry_run: bool,
 }
 
+/// Which server a one-shot run starts, and with what options.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ServerChoice {
+    /// "" for the default server.
+    pub server_name: String,
+    pub user_options: Option<Value>,
+}
+
 #[derive(Debug, Clone)]
 pub struct StressSettings {
     pub target: Target,
     pub count: u64,
     pub batch_size: u64,
-    pub user_options: Option<Value>,
+    pub server: ServerChoice,
     pub keep: bool,
     pub report_json: Option<PathBuf>,
     pub spawn_timeout: Duration,
     pub stop_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct SimulateSettings {
+    pub target: Target,
+    pub users: u64,
+    pub session_min: Duration,
+    pub session_max: Duration,
+    pub start_delay_max: Duration,
+    pub journey: crate::journey::JourneySettings,
+    pub server: ServerChoice,
+    pub spawn_timeout: Duration,
+    pub stop_timeout: Duration,
+    pub keep: bool,
+    pub report_json: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -167,6 +192,7 @@ pub enum CommandSettings {
     Validate(Box<soak::SoakSettings>),
     Demo(DemoSettings),
     StressTest(StressSettings),
+    Simulate(Box<SimulateSettings>),
     ActivityStressTest(ActivitySettings),
     Purge(PurgeSettings),
     MockHub(MockHubSettings),
@@ -325,6 +351,11 @@ impl Settings {
             Command::StressTest(args) => {
                 let target = target(&cli, env, &mut problems);
                 stress(args, target, &mut problems).map(CommandSettings::StressTest)
+            }
+            Command::Simulate(args) => {
+                let target = target(&cli, env, &mut problems);
+                simulate(args, target, env, &mut problems)
+                    .map(|s| CommandSettings::Simulate(Box::new(s)))
             }
             Command::ActivityStressTest(args) => {
                 let target = target(&cli, env, &mut problems);
@@ -545,6 +576,21 @@ fn stress(
         parse_duration("--stop-timeout", &args.stop_timeout),
         Duration::ZERO,
     );
+    let server = server_choice(&args.server, p);
+    check_output_path("--report-json", &args.report_json, p);
+    Some(StressSettings {
+        target: target?,
+        count,
+        batch_size,
+        server,
+        keep: args.keep,
+        report_json: args.report_json.clone(),
+        spawn_timeout,
+        stop_timeout,
+    })
+}
+
+fn server_choice(args: &ServerArgs, p: &mut Problems) -> ServerChoice {
     let mut options = match &args.user_options {
         None => None,
         Some(raw) => match serde_json::from_str::<Value>(raw) {
@@ -566,16 +612,65 @@ fn stress(
             .get_or_insert_with(Default::default)
             .insert("profile".into(), Value::String(profile.clone()));
     }
-    check_output_path("--report-json", &args.report_json, p);
-    Some(StressSettings {
-        target: target?,
-        count,
-        batch_size,
+    let server_name = args.server_name.clone().unwrap_or_default();
+    if args.server_name.is_some() && !crate::names::valid_server_name(&server_name) {
+        p.push(
+            "--server-name",
+            "must be 1-30 of a-z, 0-9 and '-', starting with a letter",
+        );
+    }
+    ServerChoice {
+        server_name,
         user_options: options.map(Value::Object),
-        keep: args.keep,
-        report_json: args.report_json.clone(),
+    }
+}
+
+fn simulate(
+    args: &SimulateArgs,
+    target: Option<Target>,
+    env: &HashMap<String, String>,
+    p: &mut Problems,
+) -> Option<SimulateSettings> {
+    let users = p.take(parse_count("USERS", &args.users, 1), 1);
+    let d =
+        |p: &mut Problems, key: &str, raw: &str| p.take(parse_duration(key, raw), Duration::ZERO);
+    let session_min = d(p, "--session-min", &args.session_min);
+    let session_max = d(p, "--session-max", &args.session_max);
+    if session_min > session_max {
+        p.push("--session-min", "must not be longer than --session-max");
+    }
+    let start_delay_max = d(p, "--start-delay-max", &args.start_delay_max);
+    let spawn_timeout = d(p, "--spawn-timeout", &args.spawn_timeout);
+    let stop_timeout = d(p, "--stop-timeout", &args.stop_timeout);
+    let server = server_choice(&args.server, p);
+    let j = &args.journey;
+    let raw = journey::RawJourney {
+        auth: j.auth.clone(),
+        password: env.get("HUBSOAK__JOURNEY__PASSWORD").cloned(),
+        password_file: j.password_file.clone(),
+        code: j.code.clone(),
+        expect: j.expect.clone(),
+        think_time: j.think_time.clone(),
+        step_timeout: j.step_timeout.clone(),
+        kernel_name: j.kernel_name.clone().unwrap_or_default(),
+        public_url: j.public_url.clone().unwrap_or_default(),
+    };
+    let api_url = target.as_ref().map(|t| t.hub.api_url.clone());
+    let flag = |field: &str| format!("--{}", field.replace('_', "-"));
+    let journey = journey::journey(&raw, api_url.as_ref(), &flag, &mut p.0);
+    check_output_path("--report-json", &args.report_json, p);
+    Some(SimulateSettings {
+        target: target?,
+        users,
+        session_min,
+        session_max,
+        start_delay_max,
+        journey: journey?,
+        server,
         spawn_timeout,
         stop_timeout,
+        keep: args.keep,
+        report_json: args.report_json.clone(),
     })
 }
 
@@ -694,8 +789,9 @@ fn mock_hub(
                 0.0,
             ),
             drop_rate: p.take(parse_rate("--drop-rate", &args.drop_rate), 0.0),
-            only_paths_containing: None,
+            ..Faults::default()
         },
+        ..MockConfig::default()
     };
     Some(MockHubSettings {
         listen: listen?,

@@ -13,13 +13,20 @@ use serde_json::{Map, Value};
 
 use super::{parse_duration, parse_endpoint, resolve_token, HubSettings, SettingsError};
 use crate::cli::LogFormat;
+use crate::journey::{AuthMode, JourneySettings};
 use crate::names::{valid_server_name, Prefix};
 
 /// The documented defaults; every key the soak knows is in this file.
 pub const DEFAULTS_TOML: &str = include_str!("../../config/hubsoak.toml");
 
 /// Keys that have no default and so appear in the file only as comments.
-const OPTIONAL_KEYS: [&str; 3] = ["hub.endpoint", "hub.token", "hub.token_file"];
+const OPTIONAL_KEYS: [&str; 5] = [
+    "hub.endpoint",
+    "hub.token",
+    "hub.token_file",
+    "journey.password",
+    "journey.password_file",
+];
 
 /// What to do with our servers on the way out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -79,6 +86,9 @@ pub struct SoakSettings {
     #[serde(serialize_with = "human")]
     pub grace: Duration,
     pub log_format: LogFormat,
+    /// `None` when journeys are not enabled.
+    #[serde(skip)]
+    pub journey: Option<JourneySettings>,
     /// Stop by itself after this long (`--duration`); `None` runs until signalled.
     #[serde(serialize_with = "human_opt")]
     pub duration: Option<Duration>,
@@ -126,8 +136,32 @@ impl SoakSettings {
                 "grace": humantime::format_duration(self.grace).to_string(),
             },
             "log": { "format": self.log_format },
+            "journey": self.journey_view(),
         });
         toml::to_string(&view).unwrap_or_default()
+    }
+}
+
+impl SoakSettings {
+    fn journey_view(&self) -> Value {
+        let Some(j) = &self.journey else {
+            return serde_json::json!({ "enabled": false });
+        };
+        let h = |d: Duration| humantime::format_duration(d).to_string();
+        let mut view = serde_json::json!({
+            "enabled": true,
+            "auth": j.auth.name(),
+            "code": j.code,
+            "expect": j.expect,
+            "think_time": h(j.think_time),
+            "step_timeout": h(j.step_timeout),
+            "kernel_name": j.kernel_name,
+            "public_url": j.public_url.as_str(),
+        });
+        if let AuthMode::Form { password: Some(p) } = &j.auth {
+            view["password"] = serde_json::to_value(p).unwrap_or(Value::Null);
+        }
+        view
     }
 }
 
@@ -487,6 +521,39 @@ pub fn load(
             LogFormat::Text
         }
     };
+    let journey_enabled = match r.text("journey.enabled").as_deref() {
+        Some("true") => true,
+        Some("false") => false,
+        other => {
+            r.fail(
+                "journey.enabled",
+                format!("{:?} must be true or false", other.unwrap_or("")),
+            );
+            false
+        }
+    };
+    let raw_journey = super::journey::RawJourney {
+        auth: r.text("journey.auth").unwrap_or_default(),
+        password: r.text("journey.password").filter(|p| !p.is_empty()),
+        password_file: r
+            .text("journey.password_file")
+            .filter(|p| !p.trim().is_empty())
+            .map(PathBuf::from),
+        code: r.text("journey.code").unwrap_or_default(),
+        expect: r.text("journey.expect").unwrap_or_default(),
+        think_time: r.text("journey.think_time").unwrap_or_default(),
+        step_timeout: r.text("journey.step_timeout").unwrap_or_default(),
+        kernel_name: r.text("journey.kernel_name").unwrap_or_default(),
+        public_url: r.text("journey.public_url").unwrap_or_default(),
+    };
+    // Checked even when disabled, so a mistake shows before it is switched on.
+    let journey = super::journey::journey(
+        &raw_journey,
+        endpoint.as_ref(),
+        &|field| format!("journey.{field}"),
+        &mut r.problems,
+    )
+    .filter(|_| journey_enabled);
     let duration = match &o.duration {
         None => None,
         Some(raw) => match parse_duration("--duration", raw) {
@@ -538,6 +605,7 @@ pub fn load(
         on_exit,
         grace,
         log_format,
+        journey,
         duration,
     })
 }
@@ -592,5 +660,27 @@ mod tests {
             "http://ours/hub/api/",
             "HUBSOAK__ over JUPYTERHUB_"
         );
+    }
+
+    #[test]
+    fn journeys_are_off_by_default_and_their_password_is_redacted() {
+        let base = [
+            ("JUPYTERHUB_ENDPOINT", "http://h.example/hub/api"),
+            ("JUPYTERHUB_API_TOKEN", "t0k"),
+        ];
+        let s = load(&SoakOverrides::default(), &env(&base)).unwrap();
+        assert!(s.journey.is_none());
+        let mut vars = base.to_vec();
+        vars.extend([
+            ("HUBSOAK__JOURNEY__ENABLED", "true"),
+            ("HUBSOAK__JOURNEY__AUTH", "form"),
+            ("HUBSOAK__JOURNEY__PASSWORD", "pa55word"),
+        ]);
+        let s = load(&SoakOverrides::default(), &env(&vars)).unwrap();
+        let j = s.journey.as_ref().expect("enabled");
+        assert_eq!(j.public_url.as_str(), "http://h.example/");
+        let shown = s.to_toml();
+        assert!(shown.contains("auth = \"form\""), "{shown}");
+        assert!(!shown.contains("pa55word"), "{shown}");
     }
 }

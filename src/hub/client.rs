@@ -114,6 +114,39 @@ pub enum StopWaitError {
     Hub(#[from] HubError),
 }
 
+/// The HTTP client settings every hubsoak client shares: user agent, timeouts, and the
+/// extra CA certificates.
+pub fn http_builder(
+    ca_file: Option<&std::path::Path>,
+    request_timeout: Duration,
+) -> Result<reqwest::ClientBuilder, ClientBuildError> {
+    let mut builder = reqwest::Client::builder()
+        .user_agent(concat!("hubsoak/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(request_timeout.min(Duration::from_secs(10)))
+        .pool_idle_timeout(Duration::from_secs(30));
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path).map_err(|source| ClientBuildError::CaFile {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let certs =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ClientBuildError::CaCert {
+                path: path.display().to_string(),
+                detail: e.to_string(),
+            })?;
+        if certs.is_empty() {
+            return Err(ClientBuildError::CaCert {
+                path: path.display().to_string(),
+                detail: "no certificate found".into(),
+            });
+        }
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    Ok(builder)
+}
+
 #[derive(Clone)]
 pub struct HubClient {
     inner: Arc<Inner>,
@@ -138,32 +171,8 @@ impl std::fmt::Debug for HubClient {
 
 impl HubClient {
     pub fn new(cfg: ClientConfig, observer: Arc<dyn Observer>) -> Result<Self, ClientBuildError> {
-        let mut builder = reqwest::Client::builder()
-            .user_agent(concat!("hubsoak/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(cfg.request_timeout.min(Duration::from_secs(10)))
-            .pool_idle_timeout(Duration::from_secs(30))
+        let builder = http_builder(cfg.ca_file.as_deref(), cfg.request_timeout)?
             .redirect(reqwest::redirect::Policy::none());
-        if let Some(path) = &cfg.ca_file {
-            let pem = std::fs::read(path).map_err(|source| ClientBuildError::CaFile {
-                path: path.display().to_string(),
-                source,
-            })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                ClientBuildError::CaCert {
-                    path: path.display().to_string(),
-                    detail: e.to_string(),
-                }
-            })?;
-            if certs.is_empty() {
-                return Err(ClientBuildError::CaCert {
-                    path: path.display().to_string(),
-                    detail: "no certificate found".into(),
-                });
-            }
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
         let http = builder
             .build()
             .map_err(|e| ClientBuildError::Http(e.to_string()))?;

@@ -8,8 +8,8 @@ mod retry;
 mod token;
 
 pub use client::{
-    ClientBuildError, ClientConfig, HubClient, ProgressStream, SpawnWaitError, StartOutcome,
-    StopOutcome, StopWaitError,
+    http_builder, ClientBuildError, ClientConfig, HubClient, ProgressStream, SpawnWaitError,
+    StartOutcome, StopOutcome, StopWaitError,
 };
 pub use error::{FailureReason, HubError, Operation};
 pub use models::{HubVersion, Pagination, ProgressEvent, Server, User, UserPage};

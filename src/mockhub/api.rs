@@ -64,6 +64,7 @@ pub fn router(hub: MockHub) -> Router {
             "/hub/api/users/{name}/activity",
             axum::routing::post(activity),
         )
+        .merge(super::singleuser::routes())
         .fallback(|| async { api_error(StatusCode::NOT_FOUND, "Not Found") })
         .with_state(hub)
 }
@@ -178,7 +179,7 @@ fn with_version(hub: &MockHub, mut resp: Resp) -> Resp {
     resp
 }
 
-fn json_response(status: StatusCode, body: &Value) -> Resp {
+pub(super) fn json_response(status: StatusCode, body: &Value) -> Resp {
     Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "application/json")
@@ -186,7 +187,7 @@ fn json_response(status: StatusCode, body: &Value) -> Resp {
         .unwrap_or_default()
 }
 
-fn api_error(status: StatusCode, message: &str) -> Resp {
+pub(super) fn api_error(status: StatusCode, message: &str) -> Resp {
     json_response(
         status,
         &json!({ "status": status.as_u16(), "message": message }),

@@ -4,6 +4,7 @@
 //! Where it and a real hub disagree, this is what must change.
 
 mod api;
+mod singleuser;
 mod state;
 
 use std::net::SocketAddr;
@@ -50,6 +51,9 @@ pub struct MockConfig {
     pub allow_named_servers: bool,
     /// Whether `/hub/metrics` needs the token (JupyterHub's authenticate_prometheus).
     pub authenticate_prometheus: bool,
+    /// The password the login form wants (SharedPasswordAuthenticator); `None`: any
+    /// password (DummyAuthenticator).
+    pub login_password: Option<String>,
     pub faults: Faults,
 }
 
@@ -69,6 +73,7 @@ impl Default for MockConfig {
             slow_stop_timeout: Duration::from_secs(10),
             allow_named_servers: false,
             authenticate_prometheus: true,
+            login_password: None,
             faults: Faults::default(),
         }
     }
@@ -88,6 +93,10 @@ pub struct Faults {
     pub drop_rate: f64,
     /// Apply the faults only to paths containing this (e.g. "/activity").
     pub only_paths_containing: Option<String>,
+    /// Kernel starts answer this status instead of 201.
+    pub kernel_start_status: Option<u16>,
+    /// Kernels take execute requests and never answer them.
+    pub kernel_silent: bool,
 }
 
 /// What the simulator saw, for tests.
@@ -204,6 +213,7 @@ struct Inner {
     changes: watch::Sender<u64>,
     truth: Truth,
     counters: Counters,
+    singleuser: Mutex<singleuser::SingleUserState>,
 }
 
 /// A simulated hub. Cheap to clone; clones share state, so a test can stop serving
@@ -244,6 +254,7 @@ impl MockHub {
                 changes,
                 truth: Truth::new(),
                 counters: Counters::default(),
+                singleuser: Mutex::default(),
             }),
         }
     }
@@ -302,6 +313,20 @@ impl MockHub {
         }
     }
 
+    /// Never taken while the hub state's lock is held.
+    fn su(&self) -> MutexGuard<'_, singleuser::SingleUserState> {
+        self.inner
+            .singleuser
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Kernels started, and kernels deleted through the API (`DELETE …/api/kernels/{id}`).
+    pub fn kernel_counts(&self) -> (u64, u64) {
+        let su = self.su();
+        (su.kernels_started, su.kernels_deleted)
+    }
+
     fn lock(&self) -> MutexGuard<'_, HubState> {
         self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -339,6 +364,15 @@ impl MockHub {
     }
 
     /// The user's last activity as the hub recorded it.
+    /// The user options the server was last started with.
+    pub fn user_options(&self, name: &str, server: &str) -> Option<serde_json::Value> {
+        self.lock()
+            .users
+            .get(name)
+            .and_then(|u| u.servers.get(server))
+            .map(|s| s.user_options.clone())
+    }
+
     pub fn last_activity(&self, name: &str) -> Option<chrono::DateTime<chrono::Utc>> {
         self.lock().users.get(name).and_then(|u| u.last_activity)
     }
@@ -377,6 +411,10 @@ impl MockHub {
     /// Records a request in `jupyterhub_request_duration_seconds`, labelled by the
     /// handler class JupyterHub would use.
     fn observe_request(&self, method: &str, path: &str, code: u16, seconds: f64) {
+        // /user/… goes to the proxy and the servers, not the hub.
+        if !path.starts_with("/hub/") {
+            return;
+        }
         let handler = api::handler_name(path);
         self.inner
             .truth

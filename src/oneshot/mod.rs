@@ -4,6 +4,7 @@
 
 pub mod activity;
 pub mod purge;
+pub mod simulate;
 pub mod stress;
 
 use std::io::IsTerminal;
@@ -16,10 +17,22 @@ use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Target;
-use crate::hub::{ClientBuildError, HubClient, HubError, RequestTally, StopWaitError, User};
+use crate::config::{ServerChoice, Target};
+use crate::hub::{
+    ClientBuildError, HubClient, HubError, RequestTally, SpawnWaitError, StartOutcome,
+    StopWaitError, User,
+};
 use crate::names::OurName;
 use crate::report::{Recorder, ReportMeta, RunReport};
+
+/// How a spawn of a one-shot run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Spawned {
+    Ready,
+    /// Still pending when given up on: it needs stopping.
+    Abandoned,
+    Failed,
+}
 
 /// How a run that got to its end went: exit code 0 or 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -269,4 +282,69 @@ pub async fn create_users(run: &Run, names: &[OurName], batch: usize) -> Vec<Our
     }
     bar.finish_and_clear();
     created
+}
+
+/// Starts one server and waits for it; records the outcome.
+pub async fn spawn_server(
+    run: &Run,
+    name: &OurName,
+    server: &ServerChoice,
+    planned: Instant,
+    timeout: Duration,
+) -> Spawned {
+    let deadline = planned + timeout;
+    let attempt = async {
+        match run
+            .client
+            .start_server(name, &server.server_name, server.user_options.as_ref())
+            .await
+        {
+            Ok(StartOutcome::Ready | StartOutcome::AlreadyRunning) => Ok(()),
+            Ok(StartOutcome::Pending) => {
+                run.client
+                    .wait_until_ready(name.as_str(), &server.server_name, deadline)
+                    .await
+            }
+            Err(e) => Err(SpawnWaitError::Hub(e)),
+        }
+    };
+    let result = tokio::select! {
+        r = tokio::time::timeout_at(deadline.into(), attempt) => r.unwrap_or(Err(SpawnWaitError::TimedOut)),
+        _ = run.cancel.cancelled() => {
+            run.record().failure("spawn", "cancelled");
+            return Spawned::Abandoned;
+        }
+    };
+    match result {
+        Ok(()) => {
+            run.record().success("spawn", Some(planned.elapsed()));
+            Spawned::Ready
+        }
+        Err(SpawnWaitError::TimedOut) => {
+            tracing::warn!(user = %name, "spawn timed out");
+            run.record().failure("spawn", "timeout");
+            Spawned::Abandoned
+        }
+        Err(SpawnWaitError::Failed(message)) => {
+            tracing::warn!(user = %name, message, "spawn failed");
+            run.record().failure("spawn", "spawn_failed");
+            Spawned::Failed
+        }
+        // JupyterHub answers 500 when the spawn failed within its slow_spawn_timeout.
+        Err(SpawnWaitError::Hub(e)) if e.status() == Some(500) => {
+            tracing::warn!(user = %name, error = %e, "spawn failed");
+            run.record().failure("spawn", "spawn_failed");
+            Spawned::Failed
+        }
+        Err(SpawnWaitError::Hub(e)) => {
+            tracing::warn!(user = %name, error = %e, "spawn failed");
+            run.record().failure("spawn", e.reason().as_str());
+            // A gateway error or lost answer may have left a spawn behind: stop it too.
+            if e.status().is_some_and(|c| c >= 500) || e.status().is_none() {
+                Spawned::Abandoned
+            } else {
+                Spawned::Failed
+            }
+        }
+    }
 }

@@ -7,21 +7,13 @@ use std::time::Instant;
 use serde_json::json;
 
 use super::{
-    create_users, delete_users, print_plan, progress_bar, stop_servers, Outcome, Run, RunError,
+    create_users, delete_users, print_plan, progress_bar, spawn_server, stop_servers, Outcome, Run,
+    RunError, Spawned,
 };
 use crate::config::StressSettings;
-use crate::hub::{SpawnWaitError, StartOutcome};
 use crate::names::OurName;
 use crate::report::RunReport;
 use tokio_util::sync::CancellationToken;
-
-#[derive(Debug, Clone, PartialEq)]
-enum Spawned {
-    Ready,
-    /// Still pending when given up on: it needs stopping.
-    Abandoned,
-    Failed,
-}
 
 pub async fn run(
     s: &StressSettings,
@@ -31,7 +23,8 @@ pub async fn run(
         "count": s.count,
         "batch_size": s.batch_size,
         "keep": s.keep,
-        "user_options": s.user_options,
+        "server_name": s.server.server_name,
+        "user_options": s.server.user_options,
         "spawn_timeout_s": s.spawn_timeout.as_secs_f64(),
         "stop_timeout_s": s.stop_timeout.as_secs_f64(),
     });
@@ -98,7 +91,7 @@ pub async fn run(
             let run = &run;
             let bar = bar.clone();
             async move {
-                let result = spawn_one(run, s, name, planned).await;
+                let result = spawn_server(run, name, &s.server, planned, s.spawn_timeout).await;
                 bar.inc(1);
                 (name.clone(), result)
             }
@@ -125,7 +118,7 @@ pub async fn run(
         let to_stop = spawned
             .iter()
             .filter(|(_, r)| *r != Spawned::Failed)
-            .map(|(n, _)| (n.clone(), String::new()))
+            .map(|(n, _)| (n.clone(), s.server.server_name.clone()))
             .collect();
         stop_servers(&run, to_stop, batch, s.stop_timeout).await;
         run.phase_done("stop", t);
@@ -134,63 +127,4 @@ pub async fn run(
         run.phase_done("delete", t);
     }
     run.finish(s.report_json.as_deref())
-}
-
-/// Starts one server and waits for it; records the outcome.
-async fn spawn_one(run: &Run, s: &StressSettings, name: &OurName, planned: Instant) -> Spawned {
-    let deadline = planned + s.spawn_timeout;
-    let attempt = async {
-        match run
-            .client
-            .start_server(name, "", s.user_options.as_ref())
-            .await
-        {
-            Ok(StartOutcome::Ready | StartOutcome::AlreadyRunning) => Ok(()),
-            Ok(StartOutcome::Pending) => {
-                run.client
-                    .wait_until_ready(name.as_str(), "", deadline)
-                    .await
-            }
-            Err(e) => Err(SpawnWaitError::Hub(e)),
-        }
-    };
-    let result = tokio::select! {
-        r = tokio::time::timeout_at(deadline.into(), attempt) => r.unwrap_or(Err(SpawnWaitError::TimedOut)),
-        _ = run.cancel.cancelled() => {
-            run.record().failure("spawn", "cancelled");
-            return Spawned::Abandoned;
-        }
-    };
-    match result {
-        Ok(()) => {
-            run.record().success("spawn", Some(planned.elapsed()));
-            Spawned::Ready
-        }
-        Err(SpawnWaitError::TimedOut) => {
-            tracing::warn!(user = %name, "spawn timed out");
-            run.record().failure("spawn", "timeout");
-            Spawned::Abandoned
-        }
-        Err(SpawnWaitError::Failed(message)) => {
-            tracing::warn!(user = %name, message, "spawn failed");
-            run.record().failure("spawn", "spawn_failed");
-            Spawned::Failed
-        }
-        // JupyterHub answers 500 when the spawn failed within its slow_spawn_timeout.
-        Err(SpawnWaitError::Hub(e)) if e.status() == Some(500) => {
-            tracing::warn!(user = %name, error = %e, "spawn failed");
-            run.record().failure("spawn", "spawn_failed");
-            Spawned::Failed
-        }
-        Err(SpawnWaitError::Hub(e)) => {
-            tracing::warn!(user = %name, error = %e, "spawn failed");
-            run.record().failure("spawn", e.reason().as_str());
-            // A gateway error or lost answer may have left a spawn behind: stop it too.
-            if e.status().is_some_and(|c| c >= 500) || e.status().is_none() {
-                Spawned::Abandoned
-            } else {
-                Spawned::Failed
-            }
-        }
-    }
 }

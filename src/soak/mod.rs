@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::{self, Readiness};
 use crate::config::soak::{OnExit, SoakSettings};
 use crate::hub::{ClientBuildError, HubClient, HubError};
+use crate::journey::Journeys;
 use crate::metrics::Metrics;
 
 /// Servers stopped (or users deleted) at once on the way out.
@@ -52,8 +53,17 @@ pub async fn run(
     stop: CancellationToken,
 ) -> Result<SoakEnd, SoakError> {
     let settings = Arc::new(settings);
-    let metrics = Metrics::new(false);
+    let metrics = Metrics::new(settings.journey.is_some());
     let client = HubClient::new(settings.hub.client_config(), Arc::new(metrics.clone()))?;
+    let journeys = match &settings.journey {
+        Some(j) => Some(Arc::new(Journeys::new(
+            j.clone(),
+            &settings.hub.token,
+            settings.hub.ca_file.as_deref(),
+            settings.hub.request_timeout,
+        )?)),
+        None => None,
+    };
     let ready = Readiness::default();
     let admin_stop = CancellationToken::new();
     let admin = tokio::spawn(admin::serve(
@@ -84,11 +94,13 @@ pub async fn run(
         metrics.clone(),
         settings.clone(),
         probe_user,
+        journeys,
     );
     tracing::info!(
         endpoint = %settings.hub.api_url,
         prefix = settings.prefix.as_str(),
         target = settings.population.target,
+        journeys = settings.journey.is_some(),
         "soak started"
     );
     ready.set(true);

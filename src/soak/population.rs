@@ -23,6 +23,7 @@ use tokio_util::time::DelayQueue;
 
 use crate::config::soak::SoakSettings;
 use crate::hub::{HubClient, SpawnWaitError, StartOutcome, StopWaitError, User};
+use crate::journey::{run_kernel_session, JourneyError, Journeys, SessionEnd, Step, StepSink};
 use crate::metrics::Metrics;
 use crate::names::OurName;
 
@@ -93,6 +94,19 @@ enum Done {
     AdoptedStart(usize, bool),
     /// An adopted server that was already stopping has stopped (or we gave up).
     AdoptedStop(usize),
+    /// The journey on slot `i` (in state epoch `e`) ended: its session is over.
+    Journey(usize, u64),
+}
+
+/// How long journeys get to stop their kernels when the soak stops.
+const JOURNEY_DRAIN: Duration = Duration::from_secs(10);
+
+/// Journey steps go to the journey metrics; only successful steps are timed (failures,
+/// often timeouts, are counted instead).
+impl StepSink for Metrics {
+    fn step(&self, step: Step, took: Duration, result: Result<(), &JourneyError>) {
+        journey_step(self, step, took, result.is_ok());
+    }
 }
 
 /// The reconciler. `run` consumes it.
@@ -112,6 +126,10 @@ pub struct Population {
     tasks: JoinSet<()>,
     /// A running user's name for the ping task's `GET /users/{name}`.
     probe_user: Arc<Mutex<Option<String>>>,
+    /// Set when journeys are enabled: running servers get a journey each.
+    journeys: Option<Arc<Journeys>>,
+    journey_stop: CancellationToken,
+    journey_tasks: JoinSet<()>,
 }
 
 impl Population {
@@ -120,6 +138,7 @@ impl Population {
         metrics: Metrics,
         settings: Arc<SoakSettings>,
         probe_user: Arc<Mutex<Option<String>>>,
+        journeys: Option<Arc<Journeys>>,
     ) -> Self {
         let p = &settings.population;
         let slots = (1..=p.target as u64)
@@ -152,6 +171,9 @@ impl Population {
             tasks: JoinSet::new(),
             probe_user,
             settings,
+            journeys,
+            journey_stop: CancellationToken::new(),
+            journey_tasks: JoinSet::new(),
         }
     }
 
@@ -165,6 +187,7 @@ impl Population {
         summary.tick().await;
         loop {
             while self.tasks.try_join_next().is_some() {}
+            while self.journey_tasks.try_join_next().is_some() {}
             tokio::select! {
                 biased;
                 _ = stop.cancelled() => break,
@@ -177,6 +200,13 @@ impl Population {
                 _ = summary.tick() => self.log_summary(),
             }
         }
+        // Journeys stop their kernels (a left server keeps no stray kernel of ours).
+        self.journey_stop.cancel();
+        let drain = async { while self.journey_tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(JOURNEY_DRAIN, drain).await.is_err() {
+            tracing::warn!("journeys did not stop their kernels in time");
+        }
+        self.journey_tasks.abort_all();
         self.tasks.abort_all();
         self.log_summary();
     }
@@ -372,13 +402,62 @@ impl Population {
         self.slots[i].exists = true;
         let now = Instant::now();
         let end = now + self.session();
-        self.schedule(i, Due::Stop, end);
+        if self.journeys.is_some() {
+            // The journey ends the session (at its end, or early on a failed step).
+            self.launch_journey(i, end);
+        } else {
+            self.schedule(i, Due::Stop, end);
+        }
         // The first report lands anywhere in the first interval: no bursts.
         let first = self
             .settings
             .activity_interval
             .mul_f64(rand::thread_rng().gen_range(0.0..1.0));
         self.schedule(i, Due::Activity, now + first);
+    }
+
+    /// Uses the running server of slot `i` until `until`; its end ends the session.
+    fn launch_journey(&mut self, i: usize, until: Instant) {
+        let Some(journeys) = self.journeys.clone() else {
+            return;
+        };
+        let (_, tx, name, server) = self.task_parts(i);
+        let epoch = self.slots[i].epoch;
+        let metrics = self.metrics.clone();
+        let stop = self.journey_stop.clone();
+        self.journey_tasks.spawn(async move {
+            let j = journeys.settings();
+            let started = Instant::now();
+            let opened = tokio::select! {
+                r = tokio::time::timeout(j.step_timeout, journeys.open(name.as_str(), &server)) => {
+                    r.unwrap_or(Err(JourneyError::Timeout))
+                }
+                _ = stop.cancelled() => return,
+            };
+            if journeys.logs_in() {
+                metrics.step(Step::Login, started.elapsed(), opened.as_ref().map(|_| ()));
+            }
+            let end = match opened {
+                Ok(mut user) => run_kernel_session(&mut user, j, until, &stop, &metrics).await,
+                Err(error) => SessionEnd::Failed {
+                    step: Step::Login,
+                    error,
+                },
+            };
+            match &end {
+                SessionEnd::Cancelled => return,
+                SessionEnd::Failed { step, error } => tracing::warn!(
+                    user = %name,
+                    step = step.as_str(),
+                    %error,
+                    "journey step failed; ending the session"
+                ),
+                SessionEnd::Completed { executions } => {
+                    tracing::debug!(user = %name, executions, "journey completed")
+                }
+            }
+            let _ = tx.send(Done::Journey(i, epoch));
+        });
     }
 
     fn fail(&mut self, i: usize, retry: Retry) {
@@ -445,6 +524,7 @@ impl Population {
         let options = self.user_options.clone();
         let metrics = self.metrics.clone();
         let timeout = self.settings.population.spawn_timeout;
+        let journeys = self.journeys.is_some();
         self.tasks.spawn(async move {
             let planned = planned.into_std();
             let result = spawn(
@@ -466,6 +546,14 @@ impl Population {
                 .spawn_duration
                 .with_label_values(&[status])
                 .observe(planned.elapsed().as_secs_f64());
+            if journeys {
+                journey_step(
+                    &metrics,
+                    Step::Spawn,
+                    planned.elapsed(),
+                    status == "success",
+                );
+            }
             let _ = tx.send(Done::Spawn(i, result));
         });
     }
@@ -476,6 +564,7 @@ impl Population {
         let (client, tx, name, server) = self.task_parts(i);
         let metrics = self.metrics.clone();
         let deadline = (planned + self.settings.population.stop_timeout).into_std();
+        let journeys = self.journeys.is_some();
         self.tasks.spawn(async move {
             let result = client.stop_and_wait(&name, &server, deadline).await;
             let status = match &result {
@@ -490,6 +579,9 @@ impl Population {
                 .stop_duration
                 .with_label_values(&[status])
                 .observe(planned.elapsed().as_secs_f64());
+            if journeys {
+                journey_step(&metrics, Step::Stop, planned.elapsed(), status == "success");
+            }
             let _ = tx.send(Done::Stop(i, result.is_ok()));
         });
     }
@@ -520,6 +612,11 @@ impl Population {
             Done::Activity(i) => self.slots[i].activity_busy = false,
             Done::AdoptedStart(i, true) => self.became_running(i),
             Done::AdoptedStart(i, false) => self.fail(i, Retry::Spawn),
+            Done::Journey(i, epoch) => {
+                if self.slots[i].epoch == epoch && self.slots[i].state == State::Running {
+                    self.launch_stop(i, Instant::now());
+                }
+            }
         }
     }
 
@@ -534,6 +631,21 @@ impl Population {
             queued = count(State::Absent),
             "population"
         );
+    }
+}
+
+/// A journey step into the metrics (the spawn and stop of its server are steps too).
+fn journey_step(metrics: &Metrics, step: Step, took: Duration, ok: bool) {
+    if ok {
+        metrics
+            .journey_step_duration
+            .with_label_values(&[step.as_str()])
+            .observe(took.as_secs_f64());
+    } else {
+        metrics
+            .journey_failures
+            .with_label_values(&[step.as_str()])
+            .inc();
     }
 }
 

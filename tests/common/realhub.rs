@@ -27,6 +27,8 @@ pub struct HubOptions {
     pub major: u8,
     pub spawner: Spawner,
     pub concurrent_spawn_limit: Option<u32>,
+    /// JupyterHub's allow_named_servers.
+    pub named_servers: bool,
 }
 
 impl HubOptions {
@@ -35,6 +37,7 @@ impl HubOptions {
             major,
             spawner: Spawner::Cheap { delay: 0.0 },
             concurrent_spawn_limit: None,
+            named_servers: false,
         }
     }
 }
@@ -113,6 +116,9 @@ impl RealHub {
                 "HUBSOAK_TEST_CONCURRENT_SPAWN_LIMIT".into(),
                 limit.to_string(),
             ));
+        }
+        if opts.named_servers {
+            env.push(("HUBSOAK_TEST_NAMED_SERVERS".into(), "1".into()));
         }
         let api = format!("http://127.0.0.1:{port}/hub/api");
         let child = launch(&venv, &env, dir.path());
@@ -236,6 +242,16 @@ impl RealHub {
                 _ => return out,
             }
         }
+    }
+
+    /// The user's model's `servers` (every server, named ones included), as the hub says.
+    pub async fn servers_of(&self, name: &str) -> Value {
+        let r = self
+            .admin
+            .authed(Method::GET, &format!("/users/{name}"), None)
+            .await;
+        assert_eq!(r.status, 200, "GET /users/{name}: {}", r.body);
+        r.json()["servers"].clone()
     }
 
     pub async fn ours(&self, prefix: &str) -> Vec<String> {

@@ -1,22 +1,24 @@
 #!/usr/bin/env bash
 # Installs what the real-JupyterHub and deploy tests need, under target/real-hub (or
-# $HUBSOAK_REAL_HUB_ROOT): a venv per tested JupyterHub version, configurable-http-proxy
+# $HUBSOAK_REAL_HUB_ROOT): a venv per tested JupyterHub version (with jupyter_server and
+# ipykernel, for real single-user servers and kernels), configurable-http-proxy
 # from npm, and a tools venv with kubernetes-validate. Cached: a rerun with the same pins
 # does nothing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=${HUBSOAK_REAL_HUB_ROOT:-$PWD/target/real-hub}
 JUPYTER_SERVER=2.21.1
+IPYKERNEL=7.4.0
 CHP=5.3.0
 KUBERNETES_VALIDATE=1.37.0
 mkdir -p "$ROOT"
 for pin in 5.5.4 6.1.1; do
   venv="$ROOT/jh${pin%%.*}"
-  stamp="$venv/.installed-$pin-$JUPYTER_SERVER"
+  stamp="$venv/.installed-$pin-$JUPYTER_SERVER-$IPYKERNEL"
   if [ ! -f "$stamp" ]; then
     rm -rf "$venv"
     python3 -m venv "$venv"
-    "$venv/bin/pip" install -q --disable-pip-version-check "jupyterhub==$pin" "jupyter_server==$JUPYTER_SERVER"
+    "$venv/bin/pip" install -q --disable-pip-version-check "jupyterhub==$pin" "jupyter_server==$JUPYTER_SERVER" "ipykernel==$IPYKERNEL"
     touch "$stamp"
   fi
   echo "JupyterHub $("$venv/bin/jupyterhub" --version) in $venv"

@@ -25,6 +25,7 @@ c.JupyterHub.cookie_secret_file = os.path.join(work, "cookie_secret")
 c.JupyterHub.authenticator_class = "dummy"
 c.JupyterHub.log_level = "WARN"
 c.JupyterHub.concurrent_spawn_limit = int(env.get("HUBSOAK_TEST_CONCURRENT_SPAWN_LIMIT", "100"))
+c.JupyterHub.allow_named_servers = env.get("HUBSOAK_TEST_NAMED_SERVERS") == "1"
 # Throttled starts come back after 1-2 s instead of 30-60 s.
 c.JupyterHub.spawn_throttle_retry_range = (1, 2)
 
@@ -36,7 +37,8 @@ c.JupyterHub.load_roles = [
     {
         "name": "hubsoak",
         "services": ["hubsoak"],
-        "scopes": ["admin:users", "servers", "list:users", "read:users", "users:activity"],
+        "scopes": ["admin:users", "servers", "list:users", "read:users", "users:activity",
+                   "access:servers"],
     },
     {
         "name": "tests",

@@ -1,0 +1,289 @@
+//! Simulated users that do real work on their server: optionally log in through the
+//! hub's form, start a kernel, execute code over its websocket and check the output,
+//! think, repeat until the session ends, stop the kernel. Each step is timed and bounded
+//! by a timeout; the server itself is started and stopped by the caller (soak or
+//! `simulate`), which stops it whatever happened here.
+
+mod kernel;
+mod session;
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+pub use kernel::KernelChannel;
+pub use session::{Journeys, UserSession};
+
+use crate::hub::Token;
+
+/// How a simulated user reaches their server.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AuthMode {
+    /// hubsoak's API token (it needs `access:servers`); works with any authenticator.
+    Token,
+    /// The hub's login form (DummyAuthenticator, SharedPasswordAuthenticator, …), then
+    /// the server's OAuth handshake, with cookies.
+    Form { password: Option<Token> },
+}
+
+impl AuthMode {
+    pub fn name(&self) -> &'static str {
+        match self {
+            AuthMode::Token => "token",
+            AuthMode::Form { .. } => "form",
+        }
+    }
+}
+
+/// What every journey does; validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JourneySettings {
+    /// The hub's public address, under which `hub/login` and `user/{name}/` are.
+    pub public_url: Url,
+    pub auth: AuthMode,
+    pub code: String,
+    /// The output must contain this (empty: any output will do).
+    pub expect: String,
+    /// Pause between executions.
+    pub think_time: Duration,
+    /// Limit for each step.
+    pub step_timeout: Duration,
+    /// The kernel to start; empty: the server's default.
+    pub kernel_name: String,
+}
+
+/// A step of a journey: the `step` label of the journey metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Step {
+    Login,
+    Spawn,
+    KernelStart,
+    Execute,
+    KernelStop,
+    Stop,
+}
+
+impl Step {
+    pub const ALL: [Step; 6] = [
+        Step::Login,
+        Step::Spawn,
+        Step::KernelStart,
+        Step::Execute,
+        Step::KernelStop,
+        Step::Stop,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Login => "login",
+            Step::Spawn => "spawn",
+            Step::KernelStart => "kernel_start",
+            Step::Execute => "execute",
+            Step::KernelStop => "kernel_stop",
+            Step::Stop => "stop",
+        }
+    }
+
+    /// hubtraf's name for a journey that ended at this step.
+    pub fn outcome(self) -> &'static str {
+        match self {
+            Step::Login => "login",
+            Step::Spawn => "start-server",
+            Step::KernelStart => "start-kernel",
+            Step::Execute => "run-code",
+            Step::KernelStop => "stop-kernel",
+            Step::Stop => "stop-server",
+        }
+    }
+}
+
+/// Why a step failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum JourneyError {
+    #[error("no answer within the step timeout")]
+    Timeout,
+    #[error("HTTP {0}")]
+    Status(u16),
+    #[error("connection: {0}")]
+    Connection(String),
+    #[error("protocol: {0}")]
+    Protocol(String),
+    #[error("the kernel reported {0}")]
+    Kernel(String),
+    #[error("the output did not contain the expected text; got {0:?}")]
+    UnexpectedOutput(String),
+    #[error("the hub refused the login")]
+    LoginRejected,
+}
+
+impl JourneyError {
+    /// A bounded reason, for reports.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            JourneyError::Timeout => "timeout",
+            JourneyError::Status(code) if *code >= 500 => "http_5xx",
+            JourneyError::Status(code) if *code >= 400 => "http_4xx",
+            JourneyError::Status(_) => "http_other",
+            JourneyError::Connection(_) => "connection",
+            JourneyError::Protocol(_) => "protocol",
+            JourneyError::Kernel(_) => "kernel_error",
+            JourneyError::UnexpectedOutput(_) => "unexpected_output",
+            JourneyError::LoginRejected => "login_rejected",
+        }
+    }
+
+    fn from_reqwest(e: reqwest::Error) -> JourneyError {
+        if e.is_timeout() {
+            JourneyError::Timeout
+        } else if let Some(status) = e.status() {
+            JourneyError::Status(status.as_u16())
+        } else {
+            // Not the error's Display alone: reqwest's source chain says what broke.
+            let mut detail = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                detail = format!("{detail}: {s}");
+                source = s.source();
+            }
+            JourneyError::Connection(detail)
+        }
+    }
+}
+
+/// Where step results go: metrics for a soak, the report for `simulate`.
+pub trait StepSink: Send + Sync {
+    fn step(&self, step: Step, took: Duration, result: Result<(), &JourneyError>);
+}
+
+/// How a kernel session ended.
+#[derive(Debug)]
+pub enum SessionEnd {
+    /// Every execution gave the expected output and the kernel was stopped.
+    Completed {
+        executions: u32,
+    },
+    Failed {
+        step: Step,
+        error: JourneyError,
+    },
+    /// Told to stop; the kernel was stopped (or that was tried).
+    Cancelled,
+}
+
+/// Runs `step` under the step timeout (or `cancel`), reporting it to `sink`.
+async fn timed<T, F>(
+    sink: &dyn StepSink,
+    step: Step,
+    timeout: Duration,
+    cancel: &CancellationToken,
+    work: F,
+) -> Option<Result<T, JourneyError>>
+where
+    F: std::future::Future<Output = Result<T, JourneyError>>,
+{
+    let started = Instant::now();
+    let result = tokio::select! {
+        r = tokio::time::timeout(timeout, work) => r.unwrap_or(Err(JourneyError::Timeout)),
+        _ = cancel.cancelled() => return None,
+    };
+    sink.step(step, started.elapsed(), result.as_ref().map(|_| ()));
+    Some(result)
+}
+
+/// On a running server: start a kernel, execute the code (with think time between)
+/// until `until`, at least once, then stop the kernel — also after a failure and when
+/// cancelled, so no kernel is left behind by us.
+pub async fn run_kernel_session(
+    user: &mut UserSession,
+    settings: &JourneySettings,
+    until: Instant,
+    cancel: &CancellationToken,
+    sink: &dyn StepSink,
+) -> SessionEnd {
+    let timeout = settings.step_timeout;
+    let never = CancellationToken::new();
+    let (id, mut channel) = match timed(sink, Step::KernelStart, timeout, cancel, async {
+        user.start_kernel(&settings.kernel_name).await
+    })
+    .await
+    {
+        None => return SessionEnd::Cancelled,
+        Some(Ok(started)) => started,
+        Some(Err(error)) => {
+            tracing::debug!(user = user.name(), %error, "kernel start failed");
+            // A kernel may exist even though its start failed (e.g. the websocket did
+            // not open); the session holds its id then.
+            if let Some(id) = user.take_pending_kernel() {
+                let _ = timed(
+                    sink,
+                    Step::KernelStop,
+                    timeout,
+                    &never,
+                    user.stop_kernel(&id),
+                )
+                .await;
+            }
+            return SessionEnd::Failed {
+                step: Step::KernelStart,
+                error,
+            };
+        }
+    };
+    let mut executions = 0u32;
+    let mut end = None;
+    loop {
+        let result = timed(sink, Step::Execute, timeout, cancel, async {
+            let output = channel.execute(&settings.code).await?;
+            if output.contains(settings.expect.as_str()) {
+                Ok(())
+            } else {
+                Err(JourneyError::UnexpectedOutput(output))
+            }
+        })
+        .await;
+        match result {
+            None => {
+                end = Some(SessionEnd::Cancelled);
+                break;
+            }
+            Some(Err(error)) => {
+                tracing::debug!(user = user.name(), %error, "execute failed");
+                end = Some(SessionEnd::Failed {
+                    step: Step::Execute,
+                    error,
+                });
+                break;
+            }
+            Some(Ok(())) => executions += 1,
+        }
+        if Instant::now() + settings.think_time >= until {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(settings.think_time) => {}
+            _ = cancel.cancelled() => {
+                end = Some(SessionEnd::Cancelled);
+                break;
+            }
+        }
+    }
+    channel.close().await;
+    let stopped = timed(
+        sink,
+        Step::KernelStop,
+        timeout,
+        &never,
+        user.stop_kernel(&id),
+    )
+    .await;
+    match (end, stopped) {
+        (Some(end), _) => end,
+        (None, Some(Err(error))) => SessionEnd::Failed {
+            step: Step::KernelStop,
+            error,
+        },
+        (None, _) => SessionEnd::Completed { executions },
+    }
+}

@@ -1,0 +1,571 @@
+//! What the simulator knows of logins and single-user servers, as a real 6.x hub with
+//! jupyter_server behaves (checked against one): the hub's login form with its `_xsrf`
+//! cookie and field; the server's OAuth handshake (authorize → oauth_callback, which
+//! sets the server's own cookie and `_xsrf` on the server's path); the kernels API;
+//! a kernel websocket speaking the Jupyter message protocol; and on a stopped server,
+//! 302 to /hub/user/… which answers 424.
+
+#![allow(clippy::result_large_err)]
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::http::{header, HeaderMap, Method, Response, StatusCode};
+use axum::Router;
+use chrono::Utc;
+use serde_json::{json, Value};
+
+use super::api::{api_error, json_response};
+use super::{MockHub, Phase};
+
+type Resp = Response<Body>;
+
+const HUB_LOGIN_COOKIE: &str = "jupyterhub-hub-login";
+
+/// Sessions, OAuth codes and kernels.
+#[derive(Default)]
+pub struct SingleUserState {
+    /// Hub login cookie → user.
+    hub_sessions: HashMap<String, String>,
+    /// The login form's `_xsrf` values handed out.
+    login_xsrf: std::collections::HashSet<String>,
+    /// OAuth state → (user, where to go after the callback).
+    states: HashMap<String, (String, String)>,
+    /// OAuth code → user.
+    codes: HashMap<String, String>,
+    /// Server cookie → (user, the server's `_xsrf`).
+    server_sessions: HashMap<String, (String, String)>,
+    /// Kernel id → (user, server).
+    kernels: HashMap<String, (String, String)>,
+    /// Kernels started, and deleted through the API, ever (for tests).
+    pub kernels_started: u64,
+    pub kernels_deleted: u64,
+}
+
+pub fn routes() -> Router<MockHub> {
+    Router::new()
+        .route(
+            "/hub/login",
+            axum::routing::get(login_page).post(login_submit),
+        )
+        .route("/hub/api/oauth2/authorize", axum::routing::get(authorize))
+        .route("/hub/user/{*rest}", axum::routing::any(not_running))
+        .route("/user/{name}/{*rest}", axum::routing::any(single_user))
+}
+
+fn token() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+fn cookies(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| {
+            let (k, v) = pair.trim().split_once('=')?;
+            Some((k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    cookies(headers)
+        .into_iter()
+        .find_map(|(k, v)| (k == name).then_some(v))
+}
+
+fn redirect(to: &str, set_cookies: &[String]) -> Resp {
+    let mut b = Response::builder()
+        .status(StatusCode::FOUND)
+        .header(header::LOCATION, to);
+    for c in set_cookies {
+        b = b.header(header::SET_COOKIE, c);
+    }
+    b.body(Body::empty()).unwrap_or_default()
+}
+
+fn html(status: StatusCode, body: &str) -> Resp {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "text/html")
+        .body(Body::from(body.to_string()))
+        .unwrap_or_default()
+}
+
+async fn login_page(State(hub): State<MockHub>) -> Resp {
+    let xsrf = token();
+    hub.su().login_xsrf.insert(xsrf.clone());
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/html")
+        .header(header::SET_COOKIE, format!("_xsrf={xsrf}; Path=/hub/"))
+        .body(Body::from(format!(
+            "<form method=post><input type=hidden name=_xsrf value=\"{xsrf}\"></form>"
+        )))
+        .unwrap_or_default()
+}
+
+async fn login_submit(
+    State(hub): State<MockHub>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<HashMap<String, String>>,
+) -> Resp {
+    let field = form.get("_xsrf").cloned().unwrap_or_default();
+    let issued = cookie(&headers, "_xsrf")
+        .filter(|c| *c == field && hub.su().login_xsrf.contains(c))
+        .is_some();
+    if !issued {
+        return html(StatusCode::FORBIDDEN, "'_xsrf' argument missing from POST");
+    }
+    let user = form.get("username").cloned().unwrap_or_default();
+    let password = form.get("password").cloned().unwrap_or_default();
+    let wrong_password = hub
+        .inner
+        .cfg
+        .login_password
+        .as_ref()
+        .is_some_and(|p| *p != password);
+    if user.is_empty() || wrong_password {
+        return html(StatusCode::OK, "Invalid username or password");
+    }
+    // DummyAuthenticator: a login makes the user.
+    hub.add_user(&user);
+    let session = token();
+    hub.su().hub_sessions.insert(session.clone(), user);
+    redirect(
+        "/hub/spawn",
+        &[format!(
+            "{HUB_LOGIN_COOKIE}={session}; Path=/hub/; HttpOnly"
+        )],
+    )
+}
+
+async fn authorize(
+    State(hub): State<MockHub>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
+) -> Resp {
+    let user =
+        cookie(&headers, HUB_LOGIN_COOKIE).and_then(|s| hub.su().hub_sessions.get(&s).cloned());
+    let Some(user) = user else {
+        return redirect("/hub/login", &[]);
+    };
+    let (Some(client), Some(redirect_uri), Some(state)) =
+        (q.get("client_id"), q.get("redirect_uri"), q.get("state"))
+    else {
+        return api_error(StatusCode::BAD_REQUEST, "Missing OAuth parameters");
+    };
+    // A user may only authorize their own servers' clients.
+    if !client.starts_with(&format!("jupyterhub-user-{user}")) {
+        return api_error(StatusCode::FORBIDDEN, "Not your server");
+    }
+    let code = token();
+    hub.su().codes.insert(code.clone(), user);
+    redirect(&format!("{redirect_uri}?code={code}&state={state}"), &[])
+}
+
+async fn not_running() -> Resp {
+    html(
+        StatusCode::FAILED_DEPENDENCY,
+        "Your server is not running. Would you like to start it?",
+    )
+}
+
+/// Splits `/user/{name}/{rest}` into the server name and the path on that server.
+fn split_server(rest: &str) -> (String, String) {
+    let (first, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    if ["api", "files", "oauth_callback", ""].contains(&first) {
+        (String::new(), rest.to_string())
+    } else {
+        (first.to_string(), tail.to_string())
+    }
+}
+
+async fn single_user(
+    State(hub): State<MockHub>,
+    Path((name, rest)): Path<(String, String)>,
+    req: Request,
+) -> Resp {
+    let (server, path) = split_server(&rest);
+    let base = if server.is_empty() {
+        format!("/user/{name}/")
+    } else {
+        format!("/user/{name}/{server}/")
+    };
+    if hub.phase(&name, &server) != Some(Phase::Running) {
+        return redirect(&format!("/hub{}", req.uri()), &[]);
+    }
+    let (mut parts, body) = req.into_parts();
+    let method = parts.method.clone();
+    let headers = parts.headers.clone();
+    if path == "api" || path == "api/" {
+        return json_response(StatusCode::OK, &json!({ "version": "2.21.1" }));
+    }
+    if path == "oauth_callback" {
+        return oauth_callback(&hub, &name, &base, parts.uri.query().unwrap_or(""));
+    }
+    // Who is asking: the token (no xsrf needed), or the server's cookie (xsrf needed on
+    // anything but GET).
+    let by_token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == format!("token {}", hub.inner.cfg.token));
+    if !by_token {
+        let session = cookie(&headers, &format!("jupyterhub-user-{name}"))
+            .and_then(|c| hub.su().server_sessions.get(&c).cloned());
+        let Some((owner, server_xsrf)) = session.filter(|(owner, _)| *owner == name) else {
+            if path.starts_with("api/") || method != Method::GET {
+                return api_error(StatusCode::FORBIDDEN, "Forbidden");
+            }
+            let state = token();
+            hub.su()
+                .states
+                .insert(state.clone(), (name.clone(), parts.uri.to_string()));
+            let client = if server.is_empty() {
+                format!("jupyterhub-user-{name}")
+            } else {
+                format!("jupyterhub-user-{name}-{server}")
+            };
+            return redirect(
+                &format!(
+                    "/hub/api/oauth2/authorize?client_id={client}&redirect_uri={base}oauth_callback&response_type=code&state={state}"
+                ),
+                &[],
+            );
+        };
+        let _ = owner;
+        if method != Method::GET {
+            let given = headers.get("X-XSRFToken").and_then(|v| v.to_str().ok());
+            if given != Some(server_xsrf.as_str()) {
+                return api_error(
+                    StatusCode::FORBIDDEN,
+                    "XSRF cookie does not match POST argument",
+                );
+            }
+        }
+    }
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    match (method, segments.as_slice()) {
+        (Method::POST, ["api", "kernels"]) => {
+            drop(body);
+            start_kernel(&hub, &name, &server)
+        }
+        (Method::DELETE, ["api", "kernels", id]) => {
+            let mut su = hub.su();
+            match su.kernels.get(*id) {
+                Some((u, s)) if *u == name && *s == server => {
+                    su.kernels.remove(*id);
+                    su.kernels_deleted += 1;
+                    Response::builder()
+                        .status(StatusCode::NO_CONTENT)
+                        .body(Body::empty())
+                        .unwrap_or_default()
+                }
+                _ => api_error(StatusCode::NOT_FOUND, "Kernel does not exist"),
+            }
+        }
+        (Method::GET, ["api", "kernels", id, "channels"]) => {
+            let known =
+                matches!(hub.su().kernels.get(*id), Some((u, s)) if *u == name && *s == server);
+            if !known {
+                return api_error(StatusCode::NOT_FOUND, "Kernel does not exist");
+            }
+            match WebSocketUpgrade::from_request_parts(&mut parts, &hub).await {
+                Ok(ws) => {
+                    let silent = hub.faults().kernel_silent;
+                    ws.on_upgrade(move |socket| kernel_socket(socket, silent))
+                }
+                Err(rejection) => axum::response::IntoResponse::into_response(rejection),
+            }
+        }
+        (Method::GET, ["files", ..]) => html(StatusCode::NOT_FOUND, "404 : Not Found"),
+        _ => api_error(StatusCode::NOT_FOUND, "Not Found"),
+    }
+}
+
+fn oauth_callback(hub: &MockHub, name: &str, base: &str, query: &str) -> Resp {
+    let q: HashMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let mut su = hub.su();
+    let code_user = q.get("code").and_then(|c| su.codes.remove(c));
+    let state = q.get("state").and_then(|s| su.states.remove(s));
+    match (code_user, state) {
+        (Some(user), Some((state_user, next))) if user == name && state_user == name => {
+            let (session, xsrf) = (token(), token());
+            su.server_sessions
+                .insert(session.clone(), (user, xsrf.clone()));
+            redirect(
+                &next,
+                &[
+                    format!("jupyterhub-user-{name}={session}; Path={base}; HttpOnly"),
+                    format!("_xsrf={xsrf}; Path={base}"),
+                ],
+            )
+        }
+        _ => api_error(StatusCode::FORBIDDEN, "OAuth state or code does not match"),
+    }
+}
+
+fn start_kernel(hub: &MockHub, name: &str, server: &str) -> Resp {
+    if let Some(status) = hub.faults().kernel_start_status {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return api_error(status, "Kernel start failed (simulated)");
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    let mut su = hub.su();
+    // Kernels die with their server: forget those of servers no longer running.
+    let running: Vec<String> = su
+        .kernels
+        .iter()
+        .filter(|(_, (u, s))| hub.phase(u, s) == Some(Phase::Running))
+        .map(|(k, _)| k.clone())
+        .collect();
+    su.kernels.retain(|k, _| running.contains(k));
+    su.kernels
+        .insert(id.clone(), (name.to_string(), server.to_string()));
+    su.kernels_started += 1;
+    json_response(
+        StatusCode::CREATED,
+        &json!({
+            "id": id,
+            "name": "python3",
+            "last_activity": Utc::now().to_rfc3339(),
+            "execution_state": "starting",
+            "connections": 0,
+        }),
+    )
+}
+
+/// One message of the Jupyter protocol, a reply to `parent`.
+fn message(parent: &Value, channel: &str, msg_type: &str, content: Value) -> Message {
+    let msg = json!({
+        "header": {
+            "msg_id": uuid::Uuid::new_v4().simple().to_string(),
+            "msg_type": msg_type,
+            "session": "mock-kernel",
+            "username": "mock",
+            "version": "5.3",
+            "date": Utc::now().to_rfc3339(),
+        },
+        "parent_header": parent,
+        "metadata": {},
+        "content": content,
+        "channel": channel,
+        "buffers": [],
+    });
+    Message::Text(msg.to_string().into())
+}
+
+/// A kernel that evaluates integer arithmetic and `print(…)` of it or of a string.
+async fn kernel_socket(mut socket: WebSocket, silent: bool) {
+    let mut count = 0u64;
+    while let Some(Ok(frame)) = socket.recv().await {
+        let Message::Text(text) = frame else { continue };
+        let Ok(request) = serde_json::from_str::<Value>(&text) else {
+            continue;
+        };
+        if request["header"]["msg_type"] != "execute_request" || silent {
+            continue;
+        }
+        count += 1;
+        let parent = &request["header"];
+        let code = request["content"]["code"].as_str().unwrap_or("");
+        let mut out = vec![
+            message(
+                parent,
+                "iopub",
+                "status",
+                json!({ "execution_state": "busy" }),
+            ),
+            message(
+                parent,
+                "iopub",
+                "execute_input",
+                json!({ "code": code, "execution_count": count }),
+            ),
+        ];
+        let status = match run(code) {
+            Ok(Output::Result(value)) => {
+                out.push(message(
+                    parent,
+                    "iopub",
+                    "execute_result",
+                    json!({ "data": { "text/plain": value }, "metadata": {}, "execution_count": count }),
+                ));
+                "ok"
+            }
+            Ok(Output::Printed(text)) => {
+                out.push(message(
+                    parent,
+                    "iopub",
+                    "stream",
+                    json!({ "name": "stdout", "text": format!("{text}\n") }),
+                ));
+                "ok"
+            }
+            Err(ename) => {
+                out.push(message(
+                    parent,
+                    "iopub",
+                    "error",
+                    json!({ "ename": ename, "evalue": "simulated", "traceback": [] }),
+                ));
+                "error"
+            }
+        };
+        out.push(message(
+            parent,
+            "shell",
+            "execute_reply",
+            json!({ "status": status, "execution_count": count }),
+        ));
+        out.push(message(
+            parent,
+            "iopub",
+            "status",
+            json!({ "execution_state": "idle" }),
+        ));
+        for m in out {
+            if socket.send(m).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+enum Output {
+    Result(String),
+    Printed(String),
+}
+
+/// The simulated kernel's whole language.
+fn run(code: &str) -> Result<Output, &'static str> {
+    let code = code.trim();
+    if let Some(inner) = code
+        .strip_prefix("print(")
+        .and_then(|c| c.strip_suffix(')'))
+    {
+        let inner = inner.trim();
+        for q in ['"', '\''] {
+            if let Some(s) = inner.strip_prefix(q).and_then(|s| s.strip_suffix(q)) {
+                return Ok(Output::Printed(s.to_string()));
+            }
+        }
+        return arithmetic(inner).map(|v| Output::Printed(v.to_string()));
+    }
+    arithmetic(code).map(|v| Output::Result(v.to_string()))
+}
+
+/// Integer `+ - * //` with parentheses.
+fn arithmetic(expr: &str) -> Result<i64, &'static str> {
+    fn term(tokens: &[String], i: &mut usize) -> Result<i64, &'static str> {
+        let mut v = factor(tokens, i)?;
+        while let Some(op) = tokens.get(*i).filter(|t| *t == "*" || *t == "//") {
+            let op = op.clone();
+            *i += 1;
+            let r = factor(tokens, i)?;
+            v = if op == "*" {
+                v.checked_mul(r).ok_or("OverflowError")?
+            } else {
+                v.checked_div_euclid(r).ok_or("ZeroDivisionError")?
+            };
+        }
+        Ok(v)
+    }
+    fn factor(tokens: &[String], i: &mut usize) -> Result<i64, &'static str> {
+        let t = tokens.get(*i).ok_or("SyntaxError")?.clone();
+        *i += 1;
+        if t == "(" {
+            let v = sum(tokens, i)?;
+            if tokens.get(*i).map(String::as_str) != Some(")") {
+                return Err("SyntaxError");
+            }
+            *i += 1;
+            Ok(v)
+        } else if t == "-" {
+            Ok(-factor(tokens, i)?)
+        } else {
+            t.parse().map_err(|_| "NameError")
+        }
+    }
+    fn sum(tokens: &[String], i: &mut usize) -> Result<i64, &'static str> {
+        let mut v = term(tokens, i)?;
+        while let Some(op) = tokens.get(*i).filter(|t| *t == "+" || *t == "-") {
+            let plus = op == "+";
+            *i += 1;
+            let r = term(tokens, i)?;
+            v = if plus {
+                v.checked_add(r)
+            } else {
+                v.checked_sub(r)
+            }
+            .ok_or("OverflowError")?;
+        }
+        Ok(v)
+    }
+    let mut tokens = Vec::new();
+    let mut chars = expr.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' => {}
+            '0'..='9' => {
+                let mut n = c.to_string();
+                while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                    n.push(*d);
+                    chars.next();
+                }
+                tokens.push(n);
+            }
+            '/' if chars.peek() == Some(&'/') => {
+                chars.next();
+                tokens.push("//".into());
+            }
+            '+' | '-' | '*' | '(' | ')' => tokens.push(c.to_string()),
+            _ => return Err("NameError"),
+        }
+    }
+    let mut i = 0;
+    let v = sum(&tokens, &mut i)?;
+    if i != tokens.len() {
+        return Err("SyntaxError");
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_simulated_kernel_does_arithmetic_and_print() {
+        assert!(matches!(run("5 * 4"), Ok(Output::Result(v)) if v == "20"));
+        assert!(matches!(run("(1 + 2) * -3"), Ok(Output::Result(v)) if v == "-9"));
+        assert!(matches!(run("7 // 2"), Ok(Output::Result(v)) if v == "3"));
+        assert!(matches!(run("print('hi')"), Ok(Output::Printed(v)) if v == "hi"));
+        assert!(matches!(run("print(2 + 2)"), Ok(Output::Printed(v)) if v == "4"));
+        assert!(matches!(run("import os"), Err("NameError")));
+        assert!(matches!(run("1 // 0"), Err("ZeroDivisionError")));
+        assert!(matches!(run("(1"), Err("SyntaxError")));
+    }
+
+    #[test]
+    fn server_paths_split_into_server_and_rest() {
+        assert_eq!(
+            split_server("api/kernels"),
+            ("".into(), "api/kernels".into())
+        );
+        assert_eq!(
+            split_server("lab2/api/kernels"),
+            ("lab2".into(), "api/kernels".into())
+        );
+        assert_eq!(
+            split_server("oauth_callback"),
+            ("".into(), "oauth_callback".into())
+        );
+    }
+}

@@ -1,0 +1,215 @@
+//! `simulate N`: hubtraf's simulated class. Users arrive at random times within the start
+//! delay; each logs in (form mode), starts a server, starts a kernel and runs code in it
+//! (with think time) for a random session, stops the kernel, and leaves — its server is
+//! stopped whatever failed on the way. The report tallies each journey's outcome by the
+//! step it ended at (login, start-server, start-kernel, run-code, …, completed) and times
+//! every step.
+
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    create_users, delete_users, print_plan, spawn_server, Outcome, Run, RunError, Spawned,
+};
+use crate::config::SimulateSettings;
+use crate::hub::StopWaitError;
+use crate::journey::{run_kernel_session, JourneyError, Journeys, SessionEnd, Step, StepSink};
+use crate::names::OurName;
+use crate::report::RunReport;
+
+/// The report's row of whole journeys: ok = completed, failures by the step they ended at.
+pub const JOURNEY: &str = "journey";
+
+impl StepSink for Run {
+    fn step(&self, step: Step, took: Duration, result: Result<(), &JourneyError>) {
+        match result {
+            Ok(()) => self.record().success(step.as_str(), Some(took)),
+            Err(e) => self.record().failure(step.as_str(), e.reason()),
+        }
+    }
+}
+
+pub async fn run(
+    s: &SimulateSettings,
+    cancel: CancellationToken,
+) -> Result<(Outcome, RunReport), RunError> {
+    let j = &s.journey;
+    let params = json!({
+        "users": s.users,
+        "session_min_s": s.session_min.as_secs_f64(),
+        "session_max_s": s.session_max.as_secs_f64(),
+        "start_delay_max_s": s.start_delay_max.as_secs_f64(),
+        "auth": j.auth.name(),
+        "code": j.code,
+        "expect": j.expect,
+        "think_time_s": j.think_time.as_secs_f64(),
+        "step_timeout_s": j.step_timeout.as_secs_f64(),
+        "public_url": j.public_url.as_str(),
+        "server_name": s.server.server_name,
+        "user_options": s.server.user_options,
+        "keep": s.keep,
+    });
+    let run = Run::connect(&s.target, "simulate", params, cancel).await?;
+    let hub = &s.target.hub;
+    let journeys = Journeys::new(
+        j.clone(),
+        &hub.token,
+        hub.ca_file.as_deref(),
+        hub.request_timeout,
+    )?;
+    run.record().expect(JOURNEY);
+    let existing = run.list_ours().await?;
+    let prefix = &s.target.prefix;
+    let first = existing
+        .iter()
+        .filter_map(|(n, _)| prefix.index_of(n.as_str()))
+        .max()
+        .map_or(1, |m| m + 1);
+    let names: Vec<OurName> = (first..first + s.users).map(|i| prefix.name(i)).collect();
+
+    if s.target.dry_run {
+        let h = |d: Duration| humantime::format_duration(d).to_string();
+        print_plan(&[
+            format!(
+                "create {} users, {} to {}",
+                names.len(),
+                names[0],
+                names[names.len() - 1]
+            ),
+            format!(
+                "each arrives within {}, {}starts {}, runs {:?} in a kernel every {} for {} to {}, then stops it",
+                h(s.start_delay_max),
+                if journeys.logs_in() { "logs in through the hub's form, " } else { "" },
+                if s.server.server_name.is_empty() {
+                    "their default server".to_string()
+                } else {
+                    format!("their server {:?}", s.server.server_name)
+                },
+                j.code,
+                h(j.think_time),
+                h(s.session_min),
+                h(s.session_max),
+            ),
+            if s.keep {
+                "keep the users (--keep); their servers are stopped".to_string()
+            } else {
+                "then delete every user this run created".to_string()
+            },
+        ]);
+        return run.finish(s.report_json.as_deref());
+    }
+
+    let t = Instant::now();
+    let created = create_users(&run, &names, 100).await;
+    run.phase_done("create", t);
+
+    let t = Instant::now();
+    let bar = super::progress_bar(created.len() as u64, "users");
+    futures::future::join_all(created.iter().map(|name| {
+        let (run, journeys, bar) = (&run, &journeys, bar.clone());
+        async move {
+            let outcome = user_journey(run, s, journeys, name).await;
+            match outcome {
+                None => run.record().success(JOURNEY, None),
+                Some(reason) => run.record().failure(JOURNEY, reason),
+            }
+            bar.inc(1);
+        }
+    }))
+    .await;
+    bar.finish_and_clear();
+    run.phase_done("journeys", t);
+
+    if !s.keep {
+        let t = Instant::now();
+        delete_users(&run, created, 10, s.stop_timeout).await;
+        run.phase_done("delete", t);
+    }
+    run.finish(s.report_json.as_deref())
+}
+
+fn uniform(min: Duration, max: Duration) -> Duration {
+    if max <= min {
+        return min;
+    }
+    min + Duration::from_secs_f64(rand::thread_rng().gen_range(0.0..=(max - min).as_secs_f64()))
+}
+
+/// One user's visit; `None` if it completed, else where it ended.
+async fn user_journey(
+    run: &Run,
+    s: &SimulateSettings,
+    journeys: &Journeys,
+    name: &OurName,
+) -> Option<&'static str> {
+    let arrival = uniform(Duration::ZERO, s.start_delay_max);
+    tokio::select! {
+        _ = tokio::time::sleep(arrival) => {}
+        _ = run.cancel.cancelled() => return Some("cancelled"),
+    }
+    let j = &s.journey;
+    let server = &s.server.server_name;
+    let logging_in = Instant::now();
+    let opened = tokio::select! {
+        r = tokio::time::timeout(j.step_timeout, journeys.open(name.as_str(), server)) => {
+            r.unwrap_or(Err(JourneyError::Timeout))
+        }
+        _ = run.cancel.cancelled() => return Some("cancelled"),
+    };
+    if journeys.logs_in() {
+        run.step(
+            Step::Login,
+            logging_in.elapsed(),
+            opened.as_ref().map(|_| ()),
+        );
+    }
+    let mut user = match opened {
+        Ok(user) => user,
+        Err(e) => {
+            tracing::warn!(user = %name, error = %e, "login failed");
+            return Some(Step::Login.outcome());
+        }
+    };
+    // spawn_server records the spawn under "spawn", like stress-test.
+    let spawned = spawn_server(run, name, &s.server, Instant::now(), s.spawn_timeout).await;
+    let end = match spawned {
+        Spawned::Ready => {
+            let until = tokio::time::Instant::now() + uniform(s.session_min, s.session_max);
+            Some(run_kernel_session(&mut user, j, until, &run.cancel, run).await)
+        }
+        Spawned::Abandoned | Spawned::Failed => None,
+    };
+    let mut outcome = match &end {
+        None => Some(Step::Spawn.outcome()),
+        Some(SessionEnd::Completed { .. }) => None,
+        Some(SessionEnd::Failed { step, error }) => {
+            tracing::warn!(user = %name, step = step.as_str(), %error, "journey step failed");
+            Some(step.outcome())
+        }
+        Some(SessionEnd::Cancelled) => Some("cancelled"),
+    };
+    // Whatever happened, a server that may be running is stopped: no leak.
+    if spawned != Spawned::Failed {
+        let asked = Instant::now();
+        let result = run
+            .client
+            .stop_and_wait(name, server, asked + s.stop_timeout)
+            .await;
+        match result {
+            Ok(()) => run.record().success("stop", Some(asked.elapsed())),
+            Err(e) => {
+                tracing::warn!(user = %name, error = %e, "stop failed");
+                let reason = match &e {
+                    StopWaitError::TimedOut => "timeout",
+                    StopWaitError::Hub(h) => h.reason().as_str(),
+                };
+                run.record().failure("stop", reason);
+                outcome = outcome.or(Some(Step::Stop.outcome()));
+            }
+        }
+    }
+    outcome
+}

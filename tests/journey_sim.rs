@@ -29,6 +29,17 @@ fn simulate<'a>(users: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     args
 }
 
+/// The fast simulator whose kernels take execute requests and never answer.
+fn silent_kernels() -> MockConfig {
+    MockConfig {
+        faults: Faults {
+            kernel_silent: true,
+            ..Faults::default()
+        },
+        ..fast()
+    }
+}
+
 /// Nothing of ours left: no server, no user, and every kernel we started deleted by us.
 fn nothing_left(hub: &MockHub) {
     assert_eq!(hub.server_counts(), (0, 0, 0), "servers left behind");
@@ -57,14 +68,7 @@ async fn three_users_complete_their_journeys() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_kernel_that_never_answers_is_an_execute_timeout_and_the_server_is_stopped() {
-    let (hub, server) = start_mock(MockConfig {
-        faults: Faults {
-            kernel_silent: true,
-            ..Faults::default()
-        },
-        ..fast()
-    })
-    .await;
+    let (hub, server) = start_mock(silent_kernels()).await;
     let (out, r) = against_reporting(&server, &simulate("2", &["--step-timeout", "1s"])).await;
     assert_eq!(
         out.code,
@@ -245,14 +249,7 @@ async fn a_soak_with_journeys_runs_code_and_churns() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_soak_whose_kernels_hang_counts_timeouts_and_stops_the_servers() {
-    let (hub, server) = start_mock(MockConfig {
-        faults: Faults {
-            kernel_silent: true,
-            ..Faults::default()
-        },
-        ..fast()
-    })
-    .await;
+    let (hub, server) = start_mock(silent_kernels()).await;
     let soak = journey_soak(&server).await;
     let m = until(
         &soak,

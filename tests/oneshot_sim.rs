@@ -492,19 +492,13 @@ async fn stress_test_starts_the_named_server_with_the_profile() {
     )
     .await;
     assert_eq!(out.code, 0, "{}", out.all());
-    for i in 1..=3 {
-        let name = format!("hubsoak-{i}");
-        assert_eq!(hub.phase(&name, "lab2"), Some(Phase::Running), "{name}");
-        assert_eq!(
-            hub.phase(&name, ""),
-            Some(Phase::Stopped),
-            "{name}'s default server"
-        );
-        assert_eq!(
-            hub.user_options(&name, "lab2"),
-            Some(serde_json::json!({"cpu": 2, "profile": "small"}))
-        );
-    }
+    let names: Vec<String> = (1..=3).map(|i| format!("hubsoak-{i}")).collect();
+    assert_named_servers(
+        &hub,
+        &names,
+        "lab2",
+        serde_json::json!({"cpu": 2, "profile": "small"}),
+    );
     // Without --keep the named servers are what gets stopped.
     let out = against(&server, &["purge"]).await;
     assert_eq!(out.code, 0, "{}", out.all());

@@ -602,17 +602,11 @@ async fn the_soak_runs_the_named_server_with_its_user_options() {
         m.get(RUNNING) == 3.0
     })
     .await;
-    for i in 1..=3 {
-        let name = format!("soak-{i}");
-        assert_eq!(hub.phase(&name, "lab2"), Some(Phase::Running), "{name}");
-        assert_eq!(
-            hub.phase(&name, ""),
-            Some(Phase::Stopped),
-            "{name}'s default server"
-        );
-        assert_eq!(
-            hub.user_options(&name, "lab2"),
-            Some(serde_json::json!({"profile": "small"}))
-        );
-    }
+    let names: Vec<String> = (1..=3).map(|i| format!("soak-{i}")).collect();
+    assert_named_servers(
+        &hub,
+        &names,
+        "lab2",
+        serde_json::json!({"profile": "small"}),
+    );
 }

@@ -192,6 +192,25 @@ where
     Some(result)
 }
 
+/// Deletes kernel `id` as the `kernel_stop` step; never cancelled (it is the cleanup).
+async fn stop_kernel(
+    user: &UserSession,
+    id: &str,
+    timeout: Duration,
+    sink: &dyn StepSink,
+) -> Result<(), JourneyError> {
+    let never = CancellationToken::new();
+    timed(
+        sink,
+        Step::KernelStop,
+        timeout,
+        &never,
+        user.stop_kernel(id),
+    )
+    .await
+    .unwrap_or(Ok(()))
+}
+
 /// On a running server: start a kernel, execute the code (with think time between)
 /// until `until`, at least once, then stop the kernel — also after a failure and when
 /// cancelled, so no kernel is left behind by us.
@@ -203,27 +222,24 @@ pub async fn run_kernel_session(
     sink: &dyn StepSink,
 ) -> SessionEnd {
     let timeout = settings.step_timeout;
-    let never = CancellationToken::new();
     let (id, mut channel) = match timed(sink, Step::KernelStart, timeout, cancel, async {
         user.start_kernel(&settings.kernel_name).await
     })
     .await
     {
-        None => return SessionEnd::Cancelled,
+        None => {
+            if let Some(id) = user.take_pending_kernel() {
+                let _ = stop_kernel(user, &id, timeout, sink).await;
+            }
+            return SessionEnd::Cancelled;
+        }
         Some(Ok(started)) => started,
         Some(Err(error)) => {
             tracing::debug!(user = user.name(), %error, "kernel start failed");
             // A kernel may exist even though its start failed (e.g. the websocket did
             // not open); the session holds its id then.
             if let Some(id) = user.take_pending_kernel() {
-                let _ = timed(
-                    sink,
-                    Step::KernelStop,
-                    timeout,
-                    &never,
-                    user.stop_kernel(&id),
-                )
-                .await;
+                let _ = stop_kernel(user, &id, timeout, sink).await;
             }
             return SessionEnd::Failed {
                 step: Step::KernelStart,
@@ -270,17 +286,10 @@ pub async fn run_kernel_session(
         }
     }
     channel.close().await;
-    let stopped = timed(
-        sink,
-        Step::KernelStop,
-        timeout,
-        &never,
-        user.stop_kernel(&id),
-    )
-    .await;
+    let stopped = stop_kernel(user, &id, timeout, sink).await;
     match (end, stopped) {
         (Some(end), _) => end,
-        (None, Some(Err(error))) => SessionEnd::Failed {
+        (None, Err(error)) => SessionEnd::Failed {
             step: Step::KernelStop,
             error,
         },

@@ -138,3 +138,26 @@ pub async fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
     cond()
 }
+
+/// Each of `names` runs server `server` (started with `options`), its default server not.
+pub fn assert_named_servers(
+    hub: &MockHub,
+    names: &[String],
+    server: &str,
+    options: serde_json::Value,
+) {
+    use hubsoak::mockhub::Phase;
+    for name in names {
+        assert_eq!(hub.phase(name, server), Some(Phase::Running), "{name}");
+        assert_eq!(
+            hub.phase(name, ""),
+            Some(Phase::Stopped),
+            "{name}'s default server"
+        );
+        assert_eq!(
+            hub.user_options(name, server),
+            Some(options.clone()),
+            "{name}"
+        );
+    }
+}

@@ -23,8 +23,8 @@ if ! command -v kubectl >/dev/null 2>&1; then
   apt_update
   DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq kubectl >/dev/null
 fi
-promtool --version | head -n 1
-kubectl version --client 2>/dev/null | head -n 1
+promtool --version | sed -n 1p
+kubectl version --client 2>/dev/null | sed -n 1p
 # JupyterHub 5.x and 6.x venvs and configurable-http-proxy, for the real-hub tests.
 ./tests/realhub/install.sh
 

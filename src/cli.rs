@@ -239,8 +239,9 @@ pub struct SimulateArgs {
 /// What each simulated user does on their server.
 #[derive(Debug, Args)]
 pub struct JourneyArgs {
-    /// How users reach their server: "token" (hubsoak's token, needs access:servers) or
-    /// "form" (the hub's login form, e.g. DummyAuthenticator)
+    /// How users reach their server: "token" (hubsoak's token, needs access:servers),
+    /// "user-token" (a token made for each user, needs the tokens scope) or "form" (the
+    /// hub's login form, e.g. DummyAuthenticator)
     #[arg(long, default_value = "token", value_name = "MODE")]
     pub auth: String,
     /// Form login password, read from this file [env: HUBSOAK__JOURNEY__PASSWORD]

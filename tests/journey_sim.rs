@@ -135,6 +135,22 @@ async fn form_login_then_the_servers_own_xsrf() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn user_tokens_are_made_per_user_and_revoked() {
+    let (hub, server) = start_mock(fast()).await;
+    let (out, r) = against_reporting(&server, &simulate("2", &["--auth", "user-token"])).await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(
+        successes(&r, "login"),
+        2,
+        "a token made per user: {}",
+        out.stdout
+    );
+    assert_eq!(successes(&r, "journey"), 2);
+    assert_eq!(hub.user_token_count(), 0, "every user token revoked");
+    nothing_left(&hub);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_refused_login_starts_no_server() {
     let (hub, server) = start_mock(MockConfig {
         login_password: Some("the-right-one".into()),

@@ -38,6 +38,7 @@ on_both_hubs!(
     soak_survives_a_killed_hub,
     journeys_token_3_users,
     journeys_form_login_on_named_servers,
+    journeys_with_user_tokens,
     soak_with_journeys,
 );
 
@@ -398,6 +399,34 @@ async fn journeys_form_login_on_named_servers(major: u8) {
     for name in &ours {
         let servers = hub.servers_of(name).await;
         assert_eq!(servers, serde_json::json!({}), "{name} still has {servers}");
+    }
+}
+
+async fn journeys_with_user_tokens(major: u8) {
+    let hub = real_servers(major, false).await;
+    let mut args = vec!["simulate", "2", "--auth", "user-token", "--keep"];
+    args.extend(SHORT_VISIT);
+    let (out, r) = hubsoak_reporting_on(&hub, &args).await;
+    assert_eq!(out.code, 0, "{}\n{}", out.all(), hub.log_tail());
+    assert_eq!(
+        successes(&r, "login"),
+        2,
+        "a token made for each user: {}",
+        out.stdout
+    );
+    assert_eq!(successes(&r, "journey"), 2, "{}", out.stdout);
+    for name in hub.ours("hubsoak").await {
+        let answer = hub
+            .admin
+            .authed(reqwest::Method::GET, &format!("/users/{name}/tokens"), None)
+            .await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        assert_eq!(
+            answer.json()["api_tokens"],
+            serde_json::json!([]),
+            "{name}'s journey token was revoked"
+        );
+        assert_eq!(hub.servers_of(&name).await, serde_json::json!({}));
     }
 }
 

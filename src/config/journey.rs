@@ -68,6 +68,7 @@ pub fn journey(
     }
     let auth = match raw.auth.as_str() {
         "token" => Some(AuthMode::Token),
+        "user-token" => Some(AuthMode::UserToken),
         "form" => {
             let password = match (&raw.password_file, &raw.password) {
                 (Some(path), _) => read_password(path)
@@ -82,7 +83,10 @@ pub fn journey(
             Some(AuthMode::Form { password })
         }
         other => {
-            fail("auth", format!("{other:?} must be \"token\" or \"form\""));
+            fail(
+                "auth",
+                format!("{other:?} must be \"token\", \"user-token\" or \"form\""),
+            );
             None
         }
     };

@@ -23,6 +23,9 @@ use crate::hub::Token;
 pub enum AuthMode {
     /// hubsoak's API token (it needs `access:servers`); works with any authenticator.
     Token,
+    /// A token of the user's own, made through the API for each session and revoked at
+    /// its end (hubsoak's token needs the `tokens` scope instead of `access:servers`).
+    UserToken,
     /// The hub's login form (DummyAuthenticator, SharedPasswordAuthenticator, …), then
     /// the server's OAuth handshake, with cookies.
     Form { password: Option<Token> },
@@ -32,6 +35,7 @@ impl AuthMode {
     pub fn name(&self) -> &'static str {
         match self {
             AuthMode::Token => "token",
+            AuthMode::UserToken => "user-token",
             AuthMode::Form { .. } => "form",
         }
     }

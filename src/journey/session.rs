@@ -1,6 +1,7 @@
-//! A simulated user's HTTP side: logging in through the hub's form (form mode), the
-//! OAuth handshake with their server, and the server's kernels API — with hubsoak's
-//! token (token mode) or with cookies plus the *server's* `_xsrf` (form mode).
+//! A simulated user's HTTP side: getting credentials — none (token mode), a token of the
+//! user's own made through the API (user-token mode), or the hub's login form and then
+//! the server's OAuth handshake (form mode) — and the server's kernels API, with a token
+//! or with cookies plus the *server's* `_xsrf`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +24,8 @@ pub struct Journeys {
     /// Token mode: one client for every user.
     shared: reqwest::Client,
     auth: HeaderValue,
+    /// The hub API, for user tokens.
+    api_url: Url,
     ca_file: Option<std::path::PathBuf>,
     request_timeout: Duration,
 }
@@ -38,6 +41,7 @@ impl std::fmt::Debug for Journeys {
 impl Journeys {
     pub fn new(
         settings: JourneySettings,
+        api_url: &Url,
         token: &Token,
         ca_file: Option<&std::path::Path>,
         request_timeout: Duration,
@@ -53,6 +57,7 @@ impl Journeys {
             settings: Arc::new(settings),
             shared,
             auth,
+            api_url: api_url.clone(),
             ca_file: ca_file.map(Into::into),
             request_timeout,
         })
@@ -64,23 +69,28 @@ impl Journeys {
 
     /// Whether `open` logs in (and so is a timed `login` step).
     pub fn logs_in(&self) -> bool {
-        matches!(self.settings.auth, AuthMode::Form { .. })
+        !matches!(self.settings.auth, AuthMode::Token)
     }
 
     /// `user`'s way to `server_name`. In form mode this logs in through the hub's form
-    /// first (its own cookie jar); in token mode nothing is sent.
+    /// first (its own cookie jar); in user-token mode it makes the user a token; in token
+    /// mode nothing is sent. `close` undoes what `open` made.
     pub async fn open(&self, user: &str, server_name: &str) -> Result<UserSession, JourneyError> {
         let server_url = server_url(&self.settings.public_url, user, server_name);
-        let AuthMode::Form { password } = &self.settings.auth else {
-            return Ok(UserSession {
-                name: user.to_string(),
-                http: self.shared.clone(),
-                auth: Some(self.auth.clone()),
-                jar: None,
-                server_url,
-                xsrf: None,
-                pending_kernel: None,
-            });
+        let session = UserSession {
+            name: user.to_string(),
+            http: self.shared.clone(),
+            auth: Some(self.auth.clone()),
+            jar: None,
+            server_url,
+            xsrf: None,
+            pending_kernel: None,
+            revoke: None,
+        };
+        let password = match &self.settings.auth {
+            AuthMode::Token => return Ok(session),
+            AuthMode::UserToken => return self.with_user_token(session).await,
+            AuthMode::Form { password } => password,
         };
         let jar = Arc::new(Jar::default());
         let http = http_builder(self.ca_file.as_deref(), self.request_timeout)
@@ -125,16 +135,55 @@ impl Journeys {
             s => return Err(JourneyError::Status(s.as_u16())),
         }
         Ok(UserSession {
-            name: user.to_string(),
             http,
             auth: None,
             jar: Some(jar),
-            server_url,
-            xsrf: None,
-            pending_kernel: None,
+            ..session
+        })
+    }
+
+    /// `POST /users/{name}/tokens`: a short-lived token with the user's own permissions
+    /// (JupyterHub's default for a new token), revoked by `close`.
+    async fn with_user_token(&self, session: UserSession) -> Result<UserSession, JourneyError> {
+        let mut tokens = self.api_url.clone();
+        if let Ok(mut path) = tokens.path_segments_mut() {
+            path.pop_if_empty()
+                .extend(["users", session.name.as_str(), "tokens"]);
+        }
+        let answer = self
+            .shared
+            .post(tokens.clone())
+            .header(AUTHORIZATION, self.auth.clone())
+            .json(&json!({ "note": "hubsoak journey", "expires_in": USER_TOKEN_LIFETIME }))
+            .send()
+            .await
+            .map_err(JourneyError::from_reqwest)?;
+        if answer.status() != StatusCode::CREATED {
+            return Err(JourneyError::Status(answer.status().as_u16()));
+        }
+        let made: Value = answer.json().await.map_err(JourneyError::from_reqwest)?;
+        let (Some(secret), Some(id)) = (made["token"].as_str(), made["id"].as_str()) else {
+            return Err(JourneyError::Protocol(
+                "a token answer without token or id".into(),
+            ));
+        };
+        let mut auth = HeaderValue::from_str(&format!("token {secret}"))
+            .map_err(|_| JourneyError::Protocol("the new token is not a header value".into()))?;
+        auth.set_sensitive(true);
+        let mut revoke = tokens;
+        if let Ok(mut path) = revoke.path_segments_mut() {
+            path.push(id);
+        }
+        Ok(UserSession {
+            auth: Some(auth),
+            revoke: Some((revoke, self.auth.clone())),
+            ..session
         })
     }
 }
+
+/// Seconds a user token lives if its session never gets to revoke it.
+const USER_TOKEN_LIFETIME: u64 = 4 * 3600;
 
 /// `{public}/user/{name}/` or `{public}/user/{name}/{server}/`.
 pub fn server_url(public: &Url, user: &str, server_name: &str) -> Url {
@@ -172,6 +221,8 @@ pub struct UserSession {
     xsrf: Option<String>,
     /// A kernel started but not yet handed over (its websocket did not open).
     pending_kernel: Option<String>,
+    /// User-token mode: where to revoke the user's token, with hubsoak's header.
+    revoke: Option<(Url, HeaderValue)>,
 }
 
 impl UserSession {
@@ -285,6 +336,32 @@ impl UserSession {
     /// The id of a kernel whose start failed after the kernel was made.
     pub fn take_pending_kernel(&mut self) -> Option<String> {
         self.pending_kernel.take()
+    }
+
+    /// Revokes what `open` made (user-token mode: the token), best effort: a token left
+    /// behind expires by itself.
+    pub async fn close(self, timeout: Duration) {
+        let Some((url, auth)) = self.revoke else {
+            return;
+        };
+        let sent = self
+            .http
+            .delete(url)
+            .header(AUTHORIZATION, auth)
+            .timeout(timeout)
+            .send()
+            .await;
+        match sent {
+            Ok(a) if a.status() == StatusCode::NO_CONTENT => {}
+            Ok(a) => tracing::warn!(
+                user = self.name,
+                status = a.status().as_u16(),
+                "revoking the user's token failed"
+            ),
+            Err(e) => {
+                tracing::warn!(user = self.name, error = %e, "revoking the user's token failed")
+            }
+        }
     }
 
     /// `DELETE …/api/kernels/{id}`.

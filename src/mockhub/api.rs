@@ -161,6 +161,10 @@ pub fn handler_name(path: &str) -> &'static str {
         "jupyterhub.apihandlers.users.UserListAPIHandler"
     } else if rest.ends_with("/progress") {
         "jupyterhub.apihandlers.users.SpawnProgressAPIHandler"
+    } else if rest.ends_with("/tokens") {
+        "jupyterhub.apihandlers.users.UserTokenListAPIHandler"
+    } else if rest.contains("/tokens/") {
+        "jupyterhub.apihandlers.users.UserTokenAPIHandler"
     } else if rest.ends_with("/activity") {
         "jupyterhub.apihandlers.users.ActivityAPIHandler"
     } else if rest.ends_with("/server") || rest.contains("/servers/") {
@@ -203,7 +207,7 @@ fn empty(status: StatusCode) -> Resp {
 }
 
 /// The token check every authenticated route makes: `Authorization: token X` (or Bearer).
-fn authorize(hub: &MockHub, headers: &HeaderMap) -> Result<(), Resp> {
+pub(super) fn authorize(hub: &MockHub, headers: &HeaderMap) -> Result<(), Resp> {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

@@ -321,6 +321,11 @@ impl MockHub {
             .unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Users' own tokens not revoked.
+    pub fn user_token_count(&self) -> usize {
+        self.su().user_tokens_len()
+    }
+
     /// Kernels started, and kernels deleted through the API (`DELETE …/api/kernels/{id}`).
     pub fn kernel_counts(&self) -> (u64, u64) {
         let su = self.su();

@@ -17,7 +17,7 @@ use axum::Router;
 use chrono::Utc;
 use serde_json::{json, Value};
 
-use super::api::{api_error, json_response};
+use super::api::{api_error, authorize as authorize_api, json_response};
 use super::{MockHub, Phase};
 
 type Resp = Response<Body>;
@@ -39,9 +39,17 @@ pub struct SingleUserState {
     server_sessions: HashMap<String, (String, String)>,
     /// Kernel id → (user, server).
     kernels: HashMap<String, (String, String)>,
+    /// Users' own tokens: secret → (user, id).
+    user_tokens: HashMap<String, (String, String)>,
     /// Kernels started, and deleted through the API, ever (for tests).
     pub kernels_started: u64,
     pub kernels_deleted: u64,
+}
+
+impl SingleUserState {
+    pub fn user_tokens_len(&self) -> usize {
+        self.user_tokens.len()
+    }
 }
 
 pub fn routes() -> Router<MockHub> {
@@ -51,6 +59,14 @@ pub fn routes() -> Router<MockHub> {
             axum::routing::get(login_page).post(login_submit),
         )
         .route("/hub/api/oauth2/authorize", axum::routing::get(authorize))
+        .route(
+            "/hub/api/users/{name}/tokens",
+            axum::routing::post(create_token),
+        )
+        .route(
+            "/hub/api/users/{name}/tokens/{id}",
+            axum::routing::delete(revoke_token),
+        )
         .route("/hub/user/{*rest}", axum::routing::any(not_running))
         .route("/user/{name}/{*rest}", axum::routing::any(single_user))
 }
@@ -168,6 +184,48 @@ async fn authorize(
     redirect(&format!("{redirect_uri}?code={code}&state={state}"), &[])
 }
 
+/// `POST /users/{name}/tokens` by an admin: a token with the user's own permissions.
+async fn create_token(
+    State(hub): State<MockHub>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Resp {
+    if let Err(resp) = authorize_api(&hub, &headers) {
+        return resp;
+    }
+    if !hub.user_names().contains(&name) {
+        return api_error(StatusCode::NOT_FOUND, "No such user");
+    }
+    let (secret, id) = (token(), format!("a{}", token()));
+    hub.su()
+        .user_tokens
+        .insert(secret.clone(), (name.clone(), id.clone()));
+    json_response(
+        StatusCode::CREATED,
+        &json!({ "token": secret, "id": id, "user": name, "note": "hubsoak journey" }),
+    )
+}
+
+async fn revoke_token(
+    State(hub): State<MockHub>,
+    Path((name, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Resp {
+    if let Err(resp) = authorize_api(&hub, &headers) {
+        return resp;
+    }
+    let mut su = hub.su();
+    let before = su.user_tokens.len();
+    su.user_tokens.retain(|_, (u, i)| !(*u == name && *i == id));
+    if su.user_tokens.len() == before {
+        return api_error(StatusCode::NOT_FOUND, "No such token");
+    }
+    Response::builder()
+        .status(StatusCode::NO_CONTENT)
+        .body(Body::empty())
+        .unwrap_or_default()
+}
+
 async fn not_running() -> Resp {
     html(
         StatusCode::FAILED_DEPENDENCY,
@@ -210,10 +268,18 @@ async fn single_user(
     }
     // Who is asking: the token (no xsrf needed), or the server's cookie (xsrf needed on
     // anything but GET).
-    let by_token = headers
+    let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == format!("token {}", hub.inner.cfg.token));
+        .and_then(|v| v.strip_prefix("token "));
+    let by_token = given.is_some_and(|t| {
+        t == hub.inner.cfg.token
+            || hub
+                .su()
+                .user_tokens
+                .get(t)
+                .is_some_and(|(owner, _)| *owner == name)
+    });
     if !by_token {
         let session = cookie(&headers, &format!("jupyterhub-user-{name}"))
             .and_then(|c| hub.su().server_sessions.get(&c).cloned());

@@ -56,6 +56,7 @@ pub async fn run(
     let hub = &s.target.hub;
     let journeys = Journeys::new(
         j.clone(),
+        &hub.api_url,
         &hub.token,
         hub.ca_file.as_deref(),
         hub.request_timeout,
@@ -182,6 +183,7 @@ async fn user_journey(
         }
         Spawned::Abandoned | Spawned::Failed => None,
     };
+    user.close(j.step_timeout).await;
     let mut outcome = match &end {
         None => Some(Step::Spawn.outcome()),
         Some(SessionEnd::Completed { .. }) => None,

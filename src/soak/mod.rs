@@ -58,6 +58,7 @@ pub async fn run(
     let journeys = match &settings.journey {
         Some(j) => Some(Arc::new(Journeys::new(
             j.clone(),
+            &settings.hub.api_url,
             &settings.hub.token,
             settings.hub.ca_file.as_deref(),
             settings.hub.request_timeout,

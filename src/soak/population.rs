@@ -438,7 +438,11 @@ impl Population {
                 metrics.step(Step::Login, started.elapsed(), opened.as_ref().map(|_| ()));
             }
             let end = match opened {
-                Ok(mut user) => run_kernel_session(&mut user, j, until, &stop, &metrics).await,
+                Ok(mut user) => {
+                    let end = run_kernel_session(&mut user, j, until, &stop, &metrics).await;
+                    user.close(j.step_timeout).await;
+                    end
+                }
                 Err(error) => SessionEnd::Failed {
                     step: Step::Login,
                     error,

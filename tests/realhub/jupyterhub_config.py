@@ -38,13 +38,13 @@ c.JupyterHub.load_roles = [
         "name": "hubsoak",
         "services": ["hubsoak"],
         "scopes": ["admin:users", "servers", "list:users", "read:users", "users:activity",
-                   "access:servers"],
+                   "access:servers", "tokens"],
     },
     {
         "name": "tests",
         "services": ["tests"],
         "scopes": ["admin:users", "admin:servers", "servers", "list:users", "read:users",
-                   "users:activity", "read:metrics"],
+                   "users:activity", "read:metrics", "read:tokens"],
     },
 ]
 

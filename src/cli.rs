@@ -180,15 +180,26 @@ pub struct StressTestArgs {
     /// Keep the users and their servers running
     #[arg(short = 'k', long)]
     pub keep: bool,
-    /// Write the run report as JSON here
-    #[arg(long, value_name = "PATH")]
-    pub report_json: Option<PathBuf>,
+    #[command(flatten)]
+    pub report: ReportArgs,
     /// Give up on a spawn this long after it was planned
     #[arg(long, default_value = "300s", value_name = "DURATION")]
     pub spawn_timeout: String,
     /// Give up on a stop this long after it was asked for
     #[arg(long, default_value = "120s", value_name = "DURATION")]
     pub stop_timeout: String,
+}
+
+/// Where the run report goes, and what it must show to pass.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Write the run report as JSON here
+    #[arg(long, value_name = "PATH")]
+    pub report_json: Option<PathBuf>,
+    /// Pass only if this holds, e.g. 'spawn_p95<60s' or 'failure_ratio<0.01'
+    /// (repeatable); a miss exits with code 3 (see README: Thresholds)
+    #[arg(long = "threshold", value_name = "EXPR")]
+    pub thresholds: Vec<String>,
 }
 
 /// Which server to start, and how.
@@ -231,9 +242,8 @@ pub struct SimulateArgs {
     /// Keep the users this run created (their servers are stopped all the same)
     #[arg(short = 'k', long)]
     pub keep: bool,
-    /// Write the run report as JSON here
-    #[arg(long, value_name = "PATH")]
-    pub report_json: Option<PathBuf>,
+    #[command(flatten)]
+    pub report: ReportArgs,
 }
 
 /// What each simulated user does on their server.
@@ -285,9 +295,8 @@ pub struct ActivityArgs {
     /// Keep the users this run created
     #[arg(short = 'k', long)]
     pub keep: bool,
-    /// Write the run report as JSON here
-    #[arg(long, value_name = "PATH")]
-    pub report_json: Option<PathBuf>,
+    #[command(flatten)]
+    pub report: ReportArgs,
 }
 
 #[derive(Debug, Args)]
@@ -298,9 +307,8 @@ pub struct PurgeArgs {
     /// Give up on a stop this long after it was asked for
     #[arg(long, default_value = "120s", value_name = "DURATION")]
     pub stop_timeout: String,
-    /// Write the run report as JSON here
-    #[arg(long, value_name = "PATH")]
-    pub report_json: Option<PathBuf>,
+    #[command(flatten)]
+    pub report: ReportArgs,
 }
 
 #[derive(Debug, Args)]

@@ -18,3 +18,4 @@ pub mod report;
 pub mod serve;
 pub mod signals;
 pub mod soak;
+pub mod threshold;

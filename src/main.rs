@@ -19,6 +19,8 @@ use hubsoak::soak::SoakEnd;
 
 const EXIT_FAILURES: u8 = 1;
 const EXIT_BAD_INPUT: u8 = 2;
+/// A `--threshold` of a one-shot run did not hold.
+const EXIT_THRESHOLDS: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -112,6 +114,7 @@ async fn run(settings: Settings) -> ExitCode {
     match result {
         Ok((Outcome::Clean, _)) => ExitCode::SUCCESS,
         Ok((Outcome::Failures, _)) => ExitCode::from(EXIT_FAILURES),
+        Ok((Outcome::ThresholdsMissed, _)) => ExitCode::from(EXIT_THRESHOLDS),
         Err(e) => {
             tracing::error!(error = %e, "run failed");
             eprintln!("hubsoak: error: {e}");

@@ -13,6 +13,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::hub::{FailureReason, Operation, RequestTally};
+use crate::threshold::ThresholdResult;
 
 /// The JSON report's schema name; bumped on any incompatible change.
 pub const REPORT_SCHEMA: &str = "hubsoak.run-report/v1";
@@ -136,8 +137,11 @@ pub struct RunReport {
     /// By action: spawn, stop, activity, ping.
     pub latency: BTreeMap<String, LatencySummary>,
     pub phases: Vec<PhaseTime>,
-    /// Whether anything failed (exit code 1).
+    /// Whether anything failed (exit code 1 when no threshold is given).
     pub failed: bool,
+    /// The `--threshold`s and how each fared (exit code 3 if any missed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thresholds: Vec<ThresholdResult>,
 }
 
 /// Collects a run's results as it goes; shared behind a mutex by concurrent tasks.
@@ -239,6 +243,7 @@ impl Recorder {
                 .collect(),
             phases: self.phases.clone(),
             failed: self.any_failure(),
+            thresholds: Vec::new(),
         }
     }
 }
@@ -349,11 +354,19 @@ impl RunReport {
                 .join(", ");
             let _ = writeln!(out, "phases: {phases}");
         }
-        let _ = writeln!(
-            out,
-            "result: {}",
-            if self.failed { "FAILURES" } else { "ok" }
-        );
+        for t in &self.thresholds {
+            let _ = writeln!(out, "threshold: {t}");
+        }
+        let result = if self.thresholds.iter().any(|t| !t.passed) {
+            "THRESHOLDS MISSED"
+        } else if self.failed && self.thresholds.is_empty() {
+            "FAILURES"
+        } else if self.failed {
+            "ok (thresholds met; some actions failed)"
+        } else {
+            "ok"
+        };
+        let _ = writeln!(out, "result: {result}");
         out
     }
 }

@@ -504,3 +504,101 @@ async fn stress_test_starts_the_named_server_with_the_profile() {
     assert_eq!(out.code, 0, "{}", out.all());
     assert_eq!(hub.server_counts(), (0, 0, 0));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn thresholds_pass_exit_0_and_a_miss_exits_3_naming_it() {
+    let (_hub, server) = start_mock(fast()).await;
+    // Spawns take 200 ms here.
+    let (out, r) = against_reporting(
+        &server,
+        &[
+            "stress-test",
+            "-c",
+            "4",
+            "-b",
+            "4",
+            "--threshold",
+            "spawn_p95<5s",
+            "--threshold",
+            "failure_ratio<0.01",
+            "--threshold",
+            "spawn_ok>=4",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(r["thresholds"].as_array().map(Vec::len), Some(3));
+    assert!(r["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["passed"] == true));
+    let (out, r) = against_reporting(
+        &server,
+        &[
+            "stress-test",
+            "-c",
+            "4",
+            "-b",
+            "4",
+            "--threshold",
+            "spawn_p95<50ms",
+            "--threshold",
+            "failure_ratio<0.01",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 3, "{}", out.all());
+    assert!(
+        out.stdout.contains("threshold: spawn_p95<50ms MISSED"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("threshold: failure_ratio<0.01 ok"),
+        "{}",
+        out.stdout
+    );
+    let p95 = r["thresholds"][0]["value"].as_f64().unwrap();
+    assert!((0.19..1.0).contains(&p95), "the spawn p95 measured: {p95}");
+    assert_eq!(r["thresholds"][0]["passed"], false);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn thresholds_decide_even_when_something_failed() {
+    let (_hub, server) = start_mock(MockConfig {
+        spawn_failure_rate: 1.0,
+        ..fast()
+    })
+    .await;
+    let args = ["stress-test", "-c", "2", "-b", "2"];
+    let out = against(&server, &args).await;
+    assert_eq!(out.code, 1, "failures without thresholds: {}", out.all());
+    let mut with = args.to_vec();
+    with.extend(["--threshold", "spawn_failures<=2"]);
+    let out = against(&server, &with).await;
+    assert_eq!(out.code, 0, "the threshold accepts them: {}", out.all());
+    let mut with = args.to_vec();
+    with.extend(["--threshold", "spawn_p50<10s"]);
+    let out = against(&server, &with).await;
+    assert_eq!(
+        out.code,
+        3,
+        "no successful spawn: no data, a miss: {}",
+        out.all()
+    );
+    assert!(
+        out.stdout.contains("spawn_p50<10s MISSED (no data)"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_malformed_threshold_is_bad_input() {
+    let (hub, server) = start_mock(fast()).await;
+    let out = against(&server, &["stress-test", "--threshold", "spawn_p95 60s"]).await;
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert!(out.stderr.contains("--threshold"), "{}", out.stderr);
+    assert_eq!(hub.stats().requests, 0, "nothing sent");
+}

@@ -113,6 +113,26 @@ pub struct Target {
     pub dry_run: bool,
 }
 
+/// Where a one-shot run's report goes, and the thresholds it must meet.
+#[derive(Debug, Clone, Default)]
+pub struct ReportSettings {
+    pub json: Option<PathBuf>,
+    pub thresholds: Vec<crate::threshold::Threshold>,
+}
+
+fn report_settings(args: &crate::cli::ReportArgs, p: &mut Problems) -> ReportSettings {
+    check_output_path("--report-json", &args.report_json, p);
+    let thresholds = args
+        .thresholds
+        .iter()
+        .filter_map(|t| t.parse().map_err(|e| p.push("--threshold", e)).ok())
+        .collect();
+    ReportSettings {
+        json: args.report_json.clone(),
+        thresholds,
+    }
+}
+
 /// Which server a one-shot run starts, and with what options.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ServerChoice {
@@ -128,7 +148,7 @@ pub struct StressSettings {
     pub batch_size: u64,
     pub server: ServerChoice,
     pub keep: bool,
-    pub report_json: Option<PathBuf>,
+    pub report: ReportSettings,
     pub spawn_timeout: Duration,
     pub stop_timeout: Duration,
 }
@@ -145,7 +165,7 @@ pub struct SimulateSettings {
     pub spawn_timeout: Duration,
     pub stop_timeout: Duration,
     pub keep: bool,
-    pub report_json: Option<PathBuf>,
+    pub report: ReportSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -156,7 +176,7 @@ pub struct ActivitySettings {
     pub rounds: u64,
     pub ping_interval: Duration,
     pub keep: bool,
-    pub report_json: Option<PathBuf>,
+    pub report: ReportSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -164,7 +184,7 @@ pub struct PurgeSettings {
     pub target: Target,
     pub batch_size: u64,
     pub stop_timeout: Duration,
-    pub report_json: Option<PathBuf>,
+    pub report: ReportSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -577,14 +597,14 @@ fn stress(
         Duration::ZERO,
     );
     let server = server_choice(&args.server, p);
-    check_output_path("--report-json", &args.report_json, p);
+    let report = report_settings(&args.report, p);
     Some(StressSettings {
         target: target?,
         count,
         batch_size,
         server,
         keep: args.keep,
-        report_json: args.report_json.clone(),
+        report,
         spawn_timeout,
         stop_timeout,
     })
@@ -658,7 +678,7 @@ fn simulate(
     let api_url = target.as_ref().map(|t| t.hub.api_url.clone());
     let flag = |field: &str| format!("--{}", field.replace('_', "-"));
     let journey = journey::journey(&raw, api_url.as_ref(), &flag, &mut p.0);
-    check_output_path("--report-json", &args.report_json, p);
+    let report = report_settings(&args.report, p);
     Some(SimulateSettings {
         target: target?,
         users,
@@ -670,7 +690,7 @@ fn simulate(
         spawn_timeout,
         stop_timeout,
         keep: args.keep,
-        report_json: args.report_json.clone(),
+        report,
     })
 }
 
@@ -689,7 +709,7 @@ fn activity(
     if ping_interval < Duration::from_millis(10) {
         p.push("--ping-interval", "must be at least 10ms");
     }
-    check_output_path("--report-json", &args.report_json, p);
+    let report = report_settings(&args.report, p);
     Some(ActivitySettings {
         target: target?,
         count,
@@ -697,7 +717,7 @@ fn activity(
         rounds,
         ping_interval,
         keep: args.keep,
-        report_json: args.report_json.clone(),
+        report,
     })
 }
 
@@ -707,12 +727,12 @@ fn purge(args: &PurgeArgs, target: Option<Target>, p: &mut Problems) -> Option<P
         parse_duration("--stop-timeout", &args.stop_timeout),
         Duration::ZERO,
     );
-    check_output_path("--report-json", &args.report_json, p);
+    let report = report_settings(&args.report, p);
     Some(PurgeSettings {
         target: target?,
         batch_size,
         stop_timeout,
-        report_json: args.report_json.clone(),
+        report,
     })
 }
 

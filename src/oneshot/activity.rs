@@ -61,7 +61,7 @@ pub async fn run(
                 format!("then delete the {} users this run created", to_create.len())
             },
         ]);
-        return run.finish(s.report_json.as_deref());
+        return run.finish(&s.report);
     }
 
     let t = Instant::now();
@@ -123,7 +123,7 @@ pub async fn run(
         delete_users(&run, created, 10, std::time::Duration::from_secs(60)).await;
         run.phase_done("delete", t);
     }
-    run.finish(s.report_json.as_deref())
+    run.finish(&s.report)
 }
 
 /// Times `GET /users/{name}` every `interval` until `done`.

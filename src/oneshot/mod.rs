@@ -8,7 +8,6 @@ pub mod simulate;
 pub mod stress;
 
 use std::io::IsTerminal;
-use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -17,7 +16,7 @@ use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ServerChoice, Target};
+use crate::config::{ReportSettings, ServerChoice, Target};
 use crate::hub::{
     ClientBuildError, HubClient, HubError, RequestTally, SpawnWaitError, StartOutcome,
     StopWaitError, User,
@@ -34,11 +33,13 @@ pub enum Spawned {
     Failed,
 }
 
-/// How a run that got to its end went: exit code 0 or 1.
+/// How a run that got to its end went: exit code 0, 1 or 3.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Clean,
     Failures,
+    /// A `--threshold` did not hold.
+    ThresholdsMissed,
 }
 
 /// A run that could not get to its end.
@@ -129,11 +130,17 @@ impl Run {
         self.record().phase(phase, since.elapsed());
     }
 
-    /// Prints the table to stdout, writes the JSON, and says whether anything failed.
-    pub fn finish(self, report_json: Option<&Path>) -> Result<(Outcome, RunReport), RunError> {
-        let report = self.record().report(self.meta.clone(), &self.tally);
+    /// Checks the thresholds, prints the table to stdout, writes the JSON, and says how
+    /// the run went: with thresholds, they alone decide; without, any failure does.
+    pub fn finish(self, settings: &ReportSettings) -> Result<(Outcome, RunReport), RunError> {
+        let mut report = self.record().report(self.meta.clone(), &self.tally);
+        report.thresholds = settings
+            .thresholds
+            .iter()
+            .map(|t| t.check(&report))
+            .collect();
         print!("{}", report.render());
-        if let Some(path) = report_json {
+        if let Some(path) = settings.json.as_deref() {
             let json = serde_json::to_vec_pretty(&report).unwrap_or_default();
             std::fs::write(path, json).map_err(|source| RunError::Report {
                 path: path.display().to_string(),
@@ -141,7 +148,13 @@ impl Run {
             })?;
             tracing::info!(path = %path.display(), "report written");
         }
-        let outcome = if report.failed {
+        let outcome = if !report.thresholds.is_empty() {
+            if report.thresholds.iter().all(|t| t.passed) {
+                Outcome::Clean
+            } else {
+                Outcome::ThresholdsMissed
+            }
+        } else if report.failed {
             Outcome::Failures
         } else {
             Outcome::Clean

@@ -45,7 +45,7 @@ pub async fn run(
             ),
             "no other user is touched".to_string(),
         ]);
-        return run.finish(s.report_json.as_deref());
+        return run.finish(&s.report);
     }
     let batch = s.batch_size as usize;
     let t = Instant::now();
@@ -60,5 +60,5 @@ pub async fn run(
     )
     .await;
     run.phase_done("delete", t);
-    run.finish(s.report_json.as_deref())
+    run.finish(&s.report)
 }

@@ -100,7 +100,7 @@ pub async fn run(
                 "then delete every user this run created".to_string()
             },
         ]);
-        return run.finish(s.report_json.as_deref());
+        return run.finish(&s.report);
     }
 
     let t = Instant::now();
@@ -129,7 +129,7 @@ pub async fn run(
         delete_users(&run, created, 10, s.stop_timeout).await;
         run.phase_done("delete", t);
     }
-    run.finish(s.report_json.as_deref())
+    run.finish(&s.report)
 }
 
 fn uniform(min: Duration, max: Duration) -> Duration {

@@ -71,7 +71,7 @@ pub async fn run(
                 "then stop every server and delete every user this run created".to_string()
             },
         ]);
-        return run.finish(s.report_json.as_deref());
+        return run.finish(&s.report);
     }
 
     let t = Instant::now();
@@ -126,5 +126,5 @@ pub async fn run(
         delete_users(&run, created, batch, s.stop_timeout).await;
         run.phase_done("delete", t);
     }
-    run.finish(s.report_json.as_deref())
+    run.finish(&s.report)
 }

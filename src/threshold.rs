@@ -1,0 +1,279 @@
+//! Pass/fail thresholds on a run report, for CI gates on hub upgrades:
+//! `--threshold 'spawn_p95<60s' --threshold 'failure_ratio<0.01'`. Parsed once with the
+//! other settings; checked against the finished report; any miss is exit code 3.
+//!
+//! A threshold is `METRIC OP LIMIT`, OP one of `<`, `<=`, `>`, `>=`. METRIC is
+//! - `ACTION_pNN` (any percentile, e.g. `spawn_p95`, `execute_p99.9`), `ACTION_min`,
+//!   `ACTION_mean`, `ACTION_max`: latency in seconds; LIMIT a duration (`60s`, `500ms`)
+//!   or a number of seconds;
+//! - `ACTION_count`: latency samples;
+//! - `failure_ratio` (all actions) or `ACTION_failure_ratio`: failed / (ok + failed);
+//! - `failures` or `ACTION_failures`, and `ACTION_ok`: counts;
+//! - `request_failure_ratio`: failed API requests / requests sent.
+//!
+//! A metric the report has no data for is a miss: an unverifiable gate does not pass.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::report::{Latency, RunReport, Tally};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl Op {
+    fn holds(self, value: f64, limit: f64) -> bool {
+        match self {
+            Op::Lt => value < limit,
+            Op::Le => value <= limit,
+            Op::Gt => value > limit,
+            Op::Ge => value >= limit,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Stat {
+    Quantile(f64),
+    Min,
+    Mean,
+    Max,
+    Count,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Metric {
+    Latency { action: String, stat: Stat },
+    FailureRatio(Option<String>),
+    Failures(Option<String>),
+    Ok(String),
+    RequestFailureRatio,
+}
+
+/// One parsed threshold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Threshold {
+    /// As the user wrote it.
+    pub expr: String,
+    metric: Metric,
+    op: Op,
+    limit: f64,
+}
+
+/// How a threshold fared; part of the JSON report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThresholdResult {
+    pub threshold: String,
+    /// `None`: the report has no data for the metric.
+    pub value: Option<f64>,
+    pub passed: bool,
+}
+
+impl fmt::Display for ThresholdResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verdict = if self.passed { "ok" } else { "MISSED" };
+        match self.value {
+            Some(v) => write!(f, "{} {verdict} (value {})", self.threshold, trim(v)),
+            None => write!(f, "{} {verdict} (no data)", self.threshold),
+        }
+    }
+}
+
+fn trim(v: f64) -> String {
+    let s = format!("{v:.6}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    s.to_string()
+}
+
+fn parse_stat(s: &str) -> Option<Stat> {
+    match s {
+        "min" => Some(Stat::Min),
+        "mean" => Some(Stat::Mean),
+        "max" => Some(Stat::Max),
+        "count" => Some(Stat::Count),
+        _ => {
+            let n: f64 = s.strip_prefix('p')?.parse().ok()?;
+            (n > 0.0 && n < 100.0).then_some(Stat::Quantile(n / 100.0))
+        }
+    }
+}
+
+fn parse_metric(name: &str) -> Result<Metric, String> {
+    let action = |a: &str| {
+        if a.is_empty() || !a.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+            Err(format!(
+                "{a:?} is not an action name (like spawn or kernel_start)"
+            ))
+        } else {
+            Ok(a.to_string())
+        }
+    };
+    match name {
+        "failure_ratio" => return Ok(Metric::FailureRatio(None)),
+        "failures" => return Ok(Metric::Failures(None)),
+        "request_failure_ratio" => return Ok(Metric::RequestFailureRatio),
+        _ => {}
+    }
+    if let Some(a) = name.strip_suffix("_failure_ratio") {
+        return Ok(Metric::FailureRatio(Some(action(a)?)));
+    }
+    if let Some(a) = name.strip_suffix("_failures") {
+        return Ok(Metric::Failures(Some(action(a)?)));
+    }
+    if let Some(a) = name.strip_suffix("_ok") {
+        return Ok(Metric::Ok(action(a)?));
+    }
+    let (a, stat) = name
+        .rsplit_once('_')
+        .ok_or_else(|| format!("unknown metric {name:?}"))?;
+    let stat = parse_stat(stat).ok_or_else(|| {
+        format!("unknown metric {name:?}: want ACTION_pNN, _min, _mean, _max, _count, _ok, _failures or _failure_ratio")
+    })?;
+    Ok(Metric::Latency {
+        action: action(a)?,
+        stat,
+    })
+}
+
+/// A limit: a number, or for latency a duration.
+fn parse_limit(raw: &str, latency: bool) -> Result<f64, String> {
+    let raw = raw.trim();
+    if let Ok(v) = raw.parse::<f64>() {
+        if v.is_finite() {
+            return Ok(v);
+        }
+    }
+    if latency {
+        if let Ok(d) = humantime::parse_duration(raw) {
+            return Ok(d.as_secs_f64());
+        }
+        return Err(format!("{raw:?} is not a duration (like 60s) or a number"));
+    }
+    Err(format!("{raw:?} is not a number"))
+}
+
+impl FromStr for Threshold {
+    type Err = String;
+
+    fn from_str(expr: &str) -> Result<Self, String> {
+        let at = expr
+            .find(['<', '>'])
+            .ok_or_else(|| format!("{expr:?}: no comparison (<, <=, > or >=)"))?;
+        let (name, rest) = expr.split_at(at);
+        let (op, limit) = match (rest.as_bytes()[0], rest.as_bytes().get(1)) {
+            (b'<', Some(b'=')) => (Op::Le, &rest[2..]),
+            (b'<', _) => (Op::Lt, &rest[1..]),
+            (b'>', Some(b'=')) => (Op::Ge, &rest[2..]),
+            _ => (Op::Gt, &rest[1..]),
+        };
+        let metric = parse_metric(name.trim()).map_err(|e| format!("{expr:?}: {e}"))?;
+        let latency = matches!(
+            &metric,
+            Metric::Latency { stat, .. } if *stat != Stat::Count
+        );
+        let limit = parse_limit(limit, latency).map_err(|e| format!("{expr:?}: {e}"))?;
+        Ok(Threshold {
+            expr: expr.trim().to_string(),
+            metric,
+            op,
+            limit,
+        })
+    }
+}
+
+fn ratio(tallies: &[&Tally]) -> Option<f64> {
+    let failed: u64 = tallies.iter().map(|t| t.failed()).sum();
+    let all: u64 = failed + tallies.iter().map(|t| t.success).sum::<u64>();
+    (all > 0).then(|| failed as f64 / all as f64)
+}
+
+impl Threshold {
+    /// The metric's value in `report`, if it has one.
+    pub fn value(&self, report: &RunReport) -> Option<f64> {
+        match &self.metric {
+            Metric::Latency { action, stat } => {
+                let s = report.latency.get(action)?;
+                if s.count == 0 {
+                    return None;
+                }
+                Some(match stat {
+                    Stat::Count => s.count as f64,
+                    Stat::Min => s.min_s,
+                    Stat::Mean => s.mean_s,
+                    Stat::Max => s.max_s,
+                    Stat::Quantile(q) => Latency::from_summary(s)?.quantile(*q).as_secs_f64(),
+                })
+            }
+            Metric::FailureRatio(None) => ratio(&report.outcomes.values().collect::<Vec<_>>()),
+            Metric::FailureRatio(Some(a)) => ratio(&[report.outcomes.get(a)?]),
+            Metric::Failures(None) => {
+                Some(report.outcomes.values().map(Tally::failed).sum::<u64>() as f64)
+            }
+            Metric::Failures(Some(a)) => Some(report.outcomes.get(a)?.failed() as f64),
+            Metric::Ok(a) => Some(report.outcomes.get(a)?.success as f64),
+            Metric::RequestFailureRatio => {
+                let sent: u64 = report.requests.values().map(|r| r.total).sum();
+                let failed: u64 = report
+                    .requests
+                    .values()
+                    .flat_map(|r| r.failures.values())
+                    .sum();
+                (sent > 0).then(|| failed as f64 / sent as f64)
+            }
+        }
+    }
+
+    pub fn check(&self, report: &RunReport) -> ThresholdResult {
+        let value = self.value(report);
+        ThresholdResult {
+            threshold: self.expr.clone(),
+            value,
+            passed: value.is_some_and(|v| self.op.holds(v, self.limit)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_form() {
+        let t: Threshold = "spawn_p95<60s".parse().unwrap();
+        assert_eq!(t.limit, 60.0);
+        assert_eq!(t.op, Op::Lt);
+        assert!(
+            matches!(t.metric, Metric::Latency { ref action, stat: Stat::Quantile(q) } if action == "spawn" && (q - 0.95).abs() < 1e-9)
+        );
+        let t: Threshold = "kernel_start_max <= 500ms".parse().unwrap();
+        assert_eq!((t.op, t.limit), (Op::Le, 0.5));
+        let t: Threshold = "failure_ratio<0.01".parse().unwrap();
+        assert_eq!(t.metric, Metric::FailureRatio(None));
+        let t: Threshold = "create_user_failure_ratio<=0".parse().unwrap();
+        assert_eq!(t.metric, Metric::FailureRatio(Some("create_user".into())));
+        let t: Threshold = "spawn_ok>=50".parse().unwrap();
+        assert_eq!(
+            (t.metric.clone(), t.op),
+            (Metric::Ok("spawn".into()), Op::Ge)
+        );
+        let t: Threshold = "execute_p99.9<2".parse().unwrap();
+        assert_eq!(t.limit, 2.0);
+        for bad in [
+            "spawn_p95",
+            "spawn_p95<fast",
+            "spawn_p100<1s",
+            "Spawn_max<1s",
+            "failure_ratio<1s",
+            "x<1",
+        ] {
+            assert!(bad.parse::<Threshold>().is_err(), "{bad}");
+        }
+    }
+}

@@ -114,6 +114,50 @@ pub enum Command {
     Demo(DemoArgs),
     /// Run the JupyterHub simulator
     MockHub(MockHubArgs),
+    /// Merge, compare or render run reports (the JSON of --report-json); no hub needed
+    Report(ReportCommandArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportCommandArgs {
+    #[command(subcommand)]
+    pub command: ReportCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// One report from the reports of runs that ran side by side (replicas): counts
+    /// added, latency histograms merged exactly
+    Merge {
+        /// The reports to merge
+        #[arg(required = true, num_args = 1.., value_name = "REPORT")]
+        reports: Vec<PathBuf>,
+        /// Where to write the merged report
+        #[arg(short = 'o', long, value_name = "PATH")]
+        output: PathBuf,
+    },
+    /// Compare two runs: latency percentiles and failure ratios, regressions flagged
+    Diff {
+        /// The reference run
+        base: PathBuf,
+        /// The run to judge
+        new: PathBuf,
+        /// How much worse a figure may get before it is flagged (e.g. 10%)
+        #[arg(long, default_value = "10%")]
+        tolerance: String,
+        /// Pass only if this change holds, e.g. 'spawn_p95<+20%' or 'failure_ratio<0.01'
+        /// (repeatable); a miss exits with code 3
+        #[arg(long = "threshold", value_name = "EXPR")]
+        thresholds: Vec<String>,
+    },
+    /// The report as a self-contained HTML page with charts
+    Html {
+        /// The report to render
+        report: PathBuf,
+        /// Where to write the page
+        #[arg(short = 'o', long, value_name = "PATH")]
+        output: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

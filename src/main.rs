@@ -110,6 +110,21 @@ async fn run(settings: Settings) -> ExitCode {
         CommandSettings::ActivityStressTest(s) => oneshot::activity::run(s, cancel).await,
         CommandSettings::Purge(s) => oneshot::purge::run(s, cancel).await,
         CommandSettings::MockHub(s) => return mock_hub(s, cancel).await,
+        CommandSettings::Report(job) => {
+            return match hubsoak::report::command::run(job) {
+                Ok(Outcome::Clean) => ExitCode::SUCCESS,
+                Ok(Outcome::Failures) => ExitCode::from(EXIT_FAILURES),
+                Ok(Outcome::ThresholdsMissed) => ExitCode::from(EXIT_THRESHOLDS),
+                Err(e) => {
+                    eprintln!("hubsoak: error: {e}");
+                    ExitCode::from(if e.is_bad_input() {
+                        EXIT_BAD_INPUT
+                    } else {
+                        EXIT_FAILURES
+                    })
+                }
+            };
+        }
     };
     match result {
         Ok((Outcome::Clean, _)) => ExitCode::SUCCESS,

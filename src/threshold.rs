@@ -159,25 +159,31 @@ fn parse_limit(raw: &str, latency: bool) -> Result<f64, String> {
     Err(format!("{raw:?} is not a number"))
 }
 
+/// `METRIC OP LIMIT` → its parts, the limit still raw; and whether it is a latency.
+fn split(expr: &str) -> Result<(Metric, Op, &str, bool), String> {
+    let at = expr
+        .find(['<', '>'])
+        .ok_or_else(|| format!("{expr:?}: no comparison (<, <=, > or >=)"))?;
+    let (name, rest) = expr.split_at(at);
+    let (op, limit) = match (rest.as_bytes()[0], rest.as_bytes().get(1)) {
+        (b'<', Some(b'=')) => (Op::Le, &rest[2..]),
+        (b'<', _) => (Op::Lt, &rest[1..]),
+        (b'>', Some(b'=')) => (Op::Ge, &rest[2..]),
+        _ => (Op::Gt, &rest[1..]),
+    };
+    let metric = parse_metric(name.trim()).map_err(|e| format!("{expr:?}: {e}"))?;
+    let latency = matches!(
+        &metric,
+        Metric::Latency { stat, .. } if *stat != Stat::Count
+    );
+    Ok((metric, op, limit, latency))
+}
+
 impl FromStr for Threshold {
     type Err = String;
 
     fn from_str(expr: &str) -> Result<Self, String> {
-        let at = expr
-            .find(['<', '>'])
-            .ok_or_else(|| format!("{expr:?}: no comparison (<, <=, > or >=)"))?;
-        let (name, rest) = expr.split_at(at);
-        let (op, limit) = match (rest.as_bytes()[0], rest.as_bytes().get(1)) {
-            (b'<', Some(b'=')) => (Op::Le, &rest[2..]),
-            (b'<', _) => (Op::Lt, &rest[1..]),
-            (b'>', Some(b'=')) => (Op::Ge, &rest[2..]),
-            _ => (Op::Gt, &rest[1..]),
-        };
-        let metric = parse_metric(name.trim()).map_err(|e| format!("{expr:?}: {e}"))?;
-        let latency = matches!(
-            &metric,
-            Metric::Latency { stat, .. } if *stat != Stat::Count
-        );
+        let (metric, op, limit, latency) = split(expr)?;
         let limit = parse_limit(limit, latency).map_err(|e| format!("{expr:?}: {e}"))?;
         Ok(Threshold {
             expr: expr.trim().to_string(),
@@ -240,6 +246,70 @@ impl Threshold {
     }
 }
 
+/// A threshold on the change between two reports (`report diff`): `spawn_p95<+20%`
+/// (relative change, in percent) or `spawn_p95<+5s` (absolute change).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeltaThreshold {
+    pub expr: String,
+    metric: Metric,
+    op: Op,
+    limit: f64,
+    relative: bool,
+}
+
+impl FromStr for DeltaThreshold {
+    type Err = String;
+
+    fn from_str(expr: &str) -> Result<Self, String> {
+        let (metric, op, limit, latency) = split(expr)?;
+        let limit = limit.trim();
+        let (limit, relative) = match limit.strip_suffix('%') {
+            Some(pct) => (parse_limit(pct, false), true),
+            None => (parse_limit(limit.trim_start_matches('+'), latency), false),
+        };
+        let limit = limit.map_err(|e| format!("{expr:?}: {e}"))?;
+        Ok(DeltaThreshold {
+            expr: expr.trim().to_string(),
+            metric,
+            op,
+            limit,
+            relative,
+        })
+    }
+}
+
+impl DeltaThreshold {
+    /// The change from `base` to `new`: in percent if relative.
+    pub fn value(&self, base: &RunReport, new: &RunReport) -> Option<f64> {
+        let probe = |r: &RunReport| {
+            Threshold {
+                expr: String::new(),
+                metric: self.metric.clone(),
+                op: self.op,
+                limit: 0.0,
+            }
+            .value(r)
+        };
+        let (b, n) = (probe(base)?, probe(new)?);
+        if !self.relative {
+            return Some(n - b);
+        }
+        if b == 0.0 {
+            return (n == 0.0).then_some(0.0);
+        }
+        Some((n - b) / b * 100.0)
+    }
+
+    pub fn check(&self, base: &RunReport, new: &RunReport) -> ThresholdResult {
+        let value = self.value(base, new);
+        ThresholdResult {
+            threshold: self.expr.clone(),
+            value,
+            passed: value.is_some_and(|v| self.op.holds(v, self.limit)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,5 +345,16 @@ mod tests {
         ] {
             assert!(bad.parse::<Threshold>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn delta_thresholds_are_relative_or_absolute() {
+        let t: DeltaThreshold = "spawn_p95<+20%".parse().unwrap();
+        assert!(t.relative && t.limit == 20.0);
+        let t: DeltaThreshold = "spawn_p95<=+5s".parse().unwrap();
+        assert!(!t.relative && t.limit == 5.0);
+        let t: DeltaThreshold = "failure_ratio<0.01".parse().unwrap();
+        assert!(!t.relative && t.limit == 0.01);
+        assert!("spawn_p95<+fast%".parse::<DeltaThreshold>().is_err());
     }
 }

@@ -23,8 +23,14 @@ if ! command -v kubectl >/dev/null 2>&1; then
   apt_update
   DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq kubectl >/dev/null
 fi
+# Chromium opens the `report html` page in a test (headless).
+if ! command -v chromium >/dev/null 2>&1; then
+  apt_update
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
 promtool --version | sed -n 1p
 kubectl version --client 2>/dev/null | sed -n 1p
+chromium --version 2>/dev/null | sed -n 1p
 # JupyterHub 5.x and 6.x venvs and configurable-http-proxy, for the real-hub tests.
 ./tests/realhub/install.sh
 

@@ -216,6 +216,27 @@ pub enum CommandSettings {
     ActivityStressTest(ActivitySettings),
     Purge(PurgeSettings),
     MockHub(MockHubSettings),
+    Report(ReportJob),
+}
+
+/// A `report` subcommand, its inputs checked to exist.
+#[derive(Debug, Clone)]
+pub enum ReportJob {
+    Merge {
+        reports: Vec<PathBuf>,
+        output: PathBuf,
+    },
+    Diff {
+        base: PathBuf,
+        new: PathBuf,
+        /// 0.1 = 10 %.
+        tolerance: f64,
+        thresholds: Vec<crate::threshold::DeltaThreshold>,
+    },
+    Html {
+        report: PathBuf,
+        output: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -384,6 +405,9 @@ impl Settings {
             Command::Purge(args) => {
                 let target = target(&cli, env, &mut problems);
                 purge(args, target, &mut problems).map(CommandSettings::Purge)
+            }
+            Command::Report(args) => {
+                report_job(&args.command, &mut problems).map(CommandSettings::Report)
             }
             Command::MockHub(args) => {
                 mock_hub(args, &cli, env, &mut problems).map(CommandSettings::MockHub)
@@ -607,6 +631,65 @@ fn stress(
         report,
         spawn_timeout,
         stop_timeout,
+    })
+}
+
+fn report_job(cmd: &crate::cli::ReportCommand, p: &mut Problems) -> Option<ReportJob> {
+    use crate::cli::ReportCommand;
+    let input = |p: &mut Problems, key: &str, path: &PathBuf| {
+        if !path.is_file() {
+            p.push(key, format!("{} is not a readable file", path.display()));
+        }
+    };
+    Some(match cmd {
+        ReportCommand::Merge { reports, output } => {
+            for r in reports {
+                input(p, "REPORT", r);
+            }
+            check_output_path("--output", &Some(output.clone()), p);
+            ReportJob::Merge {
+                reports: reports.clone(),
+                output: output.clone(),
+            }
+        }
+        ReportCommand::Diff {
+            base,
+            new,
+            tolerance,
+            thresholds,
+        } => {
+            input(p, "BASE", base);
+            input(p, "NEW", new);
+            let raw = tolerance.trim();
+            let tolerance = match raw.strip_suffix('%').unwrap_or(raw).trim().parse::<f64>() {
+                Ok(t) if (0.0..=1000.0).contains(&t) => t / 100.0,
+                _ => {
+                    p.push(
+                        "--tolerance",
+                        format!("{raw:?} is not a percentage like 10%"),
+                    );
+                    0.1
+                }
+            };
+            let thresholds = thresholds
+                .iter()
+                .filter_map(|t| t.parse().map_err(|e| p.push("--threshold", e)).ok())
+                .collect();
+            ReportJob::Diff {
+                base: base.clone(),
+                new: new.clone(),
+                tolerance,
+                thresholds,
+            }
+        }
+        ReportCommand::Html { report, output } => {
+            input(p, "REPORT", report);
+            check_output_path("--output", &Some(output.clone()), p);
+            ReportJob::Html {
+                report: report.clone(),
+                output: output.clone(),
+            }
+        }
     })
 }
 

@@ -1,10 +1,16 @@
 //! Run reports of the one-shot commands: counts of outcomes by reason, request counts,
 //! latency distributions as bounded HDR histograms (serialized, so reports can be
-//! merged later), phase wall times; printed as a table and written as versioned JSON.
+//! merged later), phase wall times and a bounded timeline of completions; printed as a
+//! table and written as versioned JSON. `merge`, `diff` and `html` work on the JSON.
+
+pub mod command;
+pub mod diff;
+pub mod html;
+pub mod merge;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -67,6 +73,12 @@ impl Latency {
             max_s: if empty { 0.0 } else { secs(self.hist.max()) },
             hdr,
         }
+    }
+
+    /// Adds every sample of `other`.
+    pub fn add(&mut self, other: &Latency) {
+        // Same bounds on both sides, so this cannot fail; saturate if it ever did.
+        let _ = self.hist.add(&other.hist);
     }
 
     /// Restores a histogram from a report, for merging.
@@ -137,6 +149,9 @@ pub struct RunReport {
     /// By action: spawn, stop, activity, ping.
     pub latency: BTreeMap<String, LatencySummary>,
     pub phases: Vec<PhaseTime>,
+    /// Completions over time, from `started_at`.
+    #[serde(default)]
+    pub timeline: Timeline,
     /// Whether anything failed (exit code 1 when no threshold is given).
     pub failed: bool,
     /// The `--threshold`s and how each fared (exit code 3 if any missed).
@@ -144,12 +159,91 @@ pub struct RunReport {
     pub thresholds: Vec<ThresholdResult>,
 }
 
+/// Most buckets a timeline series keeps; past that, buckets are merged in pairs.
+pub const TIMELINE_MAX_BUCKETS: usize = 1800;
+
+/// Completions by action over time: `series[action][i]` = `[ok, failed]` in the `i`-th
+/// bucket of `step_s` seconds from the run's start. Bounded: the step doubles (and
+/// buckets merge in pairs) whenever a series would pass `TIMELINE_MAX_BUCKETS`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Timeline {
+    pub step_s: u64,
+    pub series: BTreeMap<String, Vec<[u64; 2]>>,
+}
+
+impl Default for Timeline {
+    fn default() -> Self {
+        Timeline {
+            step_s: 1,
+            series: BTreeMap::new(),
+        }
+    }
+}
+
+impl Timeline {
+    /// Counts one completion `at_s` seconds after the start.
+    pub fn add(&mut self, action: &str, at_s: u64, ok: bool, n: u64) {
+        while at_s / self.step_s >= TIMELINE_MAX_BUCKETS as u64 {
+            self.coarsen();
+        }
+        let i = (at_s / self.step_s) as usize;
+        let series = self.series.entry(action.to_string()).or_default();
+        if series.len() <= i {
+            series.resize(i + 1, [0, 0]);
+        }
+        series[i][usize::from(!ok)] += n;
+    }
+
+    /// Doubles the step, merging buckets in pairs.
+    fn coarsen(&mut self) {
+        self.step_s *= 2;
+        for series in self.series.values_mut() {
+            *series = series
+                .chunks(2)
+                .map(|c| {
+                    let b = c.get(1).copied().unwrap_or([0, 0]);
+                    [c[0][0] + b[0], c[0][1] + b[1]]
+                })
+                .collect();
+        }
+    }
+
+    /// Adds `other`, whose start is `offset_s` seconds after this one's.
+    pub fn absorb(&mut self, other: &Timeline, offset_s: u64) {
+        for (action, series) in &other.series {
+            for (i, [ok, failed]) in series.iter().enumerate() {
+                let at = offset_s + i as u64 * other.step_s;
+                if *ok > 0 {
+                    self.add(action, at, true, *ok);
+                }
+                if *failed > 0 {
+                    self.add(action, at, false, *failed);
+                }
+            }
+        }
+    }
+}
+
 /// Collects a run's results as it goes; shared behind a mutex by concurrent tasks.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Recorder {
+    started: Instant,
     outcomes: BTreeMap<&'static str, Tally>,
     latency: BTreeMap<&'static str, Latency>,
     phases: Vec<PhaseTime>,
+    timeline: Timeline,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder {
+            started: Instant::now(),
+            outcomes: BTreeMap::new(),
+            latency: BTreeMap::new(),
+            phases: Vec::new(),
+            timeline: Timeline::default(),
+        }
+    }
 }
 
 impl Recorder {
@@ -160,12 +254,16 @@ impl Recorder {
 
     pub fn success(&mut self, action: &'static str, latency: Option<Duration>) {
         self.outcomes.entry(action).or_default().success += 1;
+        let at = self.started.elapsed().as_secs();
+        self.timeline.add(action, at, true, 1);
         if let Some(d) = latency {
             self.latency.entry(action).or_default().record(d);
         }
     }
 
     pub fn failure(&mut self, action: &'static str, reason: &str) {
+        let at = self.started.elapsed().as_secs();
+        self.timeline.add(action, at, false, 1);
         *self
             .outcomes
             .entry(action)
@@ -242,6 +340,7 @@ impl Recorder {
                 .map(|(k, v)| (k.to_string(), v.summary()))
                 .collect(),
             phases: self.phases.clone(),
+            timeline: self.timeline.clone(),
             failed: self.any_failure(),
             thresholds: Vec::new(),
         }
@@ -269,7 +368,7 @@ fn by_reason(failures: &BTreeMap<String, u64>) -> String {
         .join(" ")
 }
 
-fn fmt_secs(s: f64) -> String {
+pub(crate) fn fmt_secs(s: f64) -> String {
     if s < 1.0 {
         format!("{:.0}ms", s * 1000.0)
     } else {
@@ -393,5 +492,19 @@ mod tests {
     fn empty_histogram_summarizes_to_zero() {
         let s = Latency::default().summary();
         assert_eq!((s.count, s.max_s, s.min_s), (0, 0.0, 0.0));
+    }
+
+    #[test]
+    fn the_timeline_stays_bounded_and_keeps_every_count() {
+        let mut t = Timeline::default();
+        for s in 0..10_000u64 {
+            t.add("spawn", s, s % 10 != 0, 1);
+        }
+        let series = &t.series["spawn"];
+        assert!(series.len() <= TIMELINE_MAX_BUCKETS, "{}", series.len());
+        assert_eq!(t.step_s, 8);
+        let ok: u64 = series.iter().map(|b| b[0]).sum();
+        let failed: u64 = series.iter().map(|b| b[1]).sum();
+        assert_eq!((ok, failed), (9_000, 1_000));
     }
 }

@@ -219,6 +219,10 @@ pub struct StressTestArgs {
     /// Users created per request, and servers started at once
     #[arg(short = 'b', long, default_value = "10")]
     pub batch_size: String,
+    /// Rising rounds instead of one run, e.g. 10:20:30: each round starts that many
+    /// servers at once (overriding -c and -b), then stops them; each reported on its own
+    #[arg(long, value_name = "N:N:…")]
+    pub cycles: Option<String>,
     #[command(flatten)]
     pub server: ServerArgs,
     /// Keep the users and their servers running

@@ -602,3 +602,39 @@ async fn a_malformed_threshold_is_bad_input() {
     assert!(out.stderr.contains("--threshold"), "{}", out.stderr);
     assert_eq!(hub.stats().requests, 0, "nothing sent");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cycles_run_rising_rounds_each_reported_on_its_own() {
+    let (hub, server) = start_mock(fast()).await;
+    let (out, r) = against_reporting(&server, &["stress-test", "--cycles", "2:4:6"]).await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    let cycles = r["cycles"].as_array().expect("each round in the report");
+    let spawned: Vec<u64> = cycles.iter().map(|c| successes(c, "spawn")).collect();
+    assert_eq!(spawned, [2, 4, 6]);
+    assert_eq!(successes(&r, "spawn"), 12, "the rounds merged");
+    assert_eq!(r["latency"]["spawn"]["count"], 12);
+    assert_eq!(hub.stats().users_created, 12);
+    assert!(hub.user_names().is_empty(), "each round cleans up");
+    let summary: Vec<&str> = out
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("cycle "))
+        .take(4)
+        .collect();
+    assert_eq!(summary.len(), 4, "{}", out.stdout);
+    assert!(summary[3].starts_with("3 ") && summary[3].contains(" 6 "), "{summary:?}");
+
+    let (out, r) = against_reporting(
+        &server,
+        &["stress-test", "--cycles", "2:4", "--threshold", "spawn_ok>=4"],
+    )
+    .await;
+    assert_eq!(out.code, 3, "the first round misses: {}", out.all());
+    assert_eq!(r["thresholds"][0]["threshold"], "cycle 1 (2 users): spawn_ok>=4");
+    assert_eq!(r["thresholds"][0]["passed"], false);
+    assert_eq!(r["thresholds"][1]["passed"], true);
+
+    let out = against(&server, &["stress-test", "--cycles", "2:x:0"]).await;
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert_eq!(out.stderr.lines().count(), 2, "{}", out.stderr);
+}

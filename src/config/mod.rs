@@ -146,6 +146,8 @@ pub struct StressSettings {
     pub target: Target,
     pub count: u64,
     pub batch_size: u64,
+    /// `--cycles`: rounds of this many users each, started at once; empty: one run.
+    pub cycles: Vec<u64>,
     pub server: ServerChoice,
     pub keep: bool,
     pub report: ReportSettings,
@@ -612,6 +614,13 @@ fn stress(
 ) -> Option<StressSettings> {
     let count = p.take(parse_count("--count", &args.count, 1), 1);
     let batch_size = p.take(parse_count("--batch-size", &args.batch_size, 1), 1);
+    let cycles = match &args.cycles {
+        None => Vec::new(),
+        Some(raw) => raw
+            .split(':')
+            .filter_map(|n| p.take(parse_count("--cycles", n, 1).map(Some), None))
+            .collect(),
+    };
     let spawn_timeout = p.take(
         parse_duration("--spawn-timeout", &args.spawn_timeout),
         Duration::ZERO,
@@ -626,6 +635,7 @@ fn stress(
         target: target?,
         count,
         batch_size,
+        cycles,
         server,
         keep: args.keep,
         report,

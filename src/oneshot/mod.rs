@@ -33,8 +33,8 @@ pub enum Spawned {
     Failed,
 }
 
-/// How a run that got to its end went: exit code 0, 1 or 3.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a run that got to its end went: exit code 0, 1 or 3 (in rising order of concern).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Outcome {
     Clean,
     Failures,
@@ -52,6 +52,8 @@ pub enum RunError {
         doing: &'static str,
         source: HubError,
     },
+    #[error("cannot merge the rounds' reports: {0}")]
+    Merge(String),
     #[error("cannot write the report to {path}: {source}")]
     Report {
         path: String,
@@ -141,12 +143,7 @@ impl Run {
             .collect();
         print!("{}", report.render());
         if let Some(path) = settings.json.as_deref() {
-            let json = serde_json::to_vec_pretty(&report).unwrap_or_default();
-            std::fs::write(path, json).map_err(|source| RunError::Report {
-                path: path.display().to_string(),
-                source,
-            })?;
-            tracing::info!(path = %path.display(), "report written");
+            write_report(path, &report)?;
         }
         let outcome = if !report.thresholds.is_empty() {
             if report.thresholds.iter().all(|t| t.passed) {
@@ -161,6 +158,17 @@ impl Run {
         };
         Ok((outcome, report))
     }
+}
+
+/// Writes `report` as JSON to `path`.
+pub fn write_report(path: &std::path::Path, report: &RunReport) -> Result<(), RunError> {
+    let json = serde_json::to_vec_pretty(report).unwrap_or_default();
+    std::fs::write(path, json).map_err(|source| RunError::Report {
+        path: path.display().to_string(),
+        source,
+    })?;
+    tracing::info!(path = %path.display(), "report written");
+    Ok(())
 }
 
 /// A progress bar on a terminal; nothing otherwise (runners log plain lines instead).

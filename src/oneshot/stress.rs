@@ -1,21 +1,125 @@
 //! `stress-test`: create `count` users in batches, start their servers a batch at a
 //! time, time each spawn from when it was planned to ready, then (unless --keep)
-//! stop each server and delete each user this run created.
+//! stop each server and delete each user this run created. With `--cycles`, one such
+//! run per round of rising size, FunkLoad's way.
 
 use std::time::Instant;
 
 use serde_json::json;
 
 use super::{
-    create_users, delete_users, print_plan, progress_bar, spawn_server, stop_servers, Outcome, Run,
-    RunError, Spawned,
+    create_users, delete_users, print_plan, progress_bar, spawn_server, stop_servers, write_report,
+    Outcome, Run, RunError, Spawned,
 };
-use crate::config::StressSettings;
+use crate::config::{ReportSettings, StressSettings};
 use crate::names::OurName;
-use crate::report::RunReport;
+use crate::report::merge::merge;
+use crate::report::{fmt_secs, Latency, RunReport};
+use crate::threshold::ThresholdResult;
 use tokio_util::sync::CancellationToken;
 
 pub async fn run(
+    s: &StressSettings,
+    cancel: CancellationToken,
+) -> Result<(Outcome, RunReport), RunError> {
+    if s.cycles.is_empty() {
+        run_once(s, cancel).await
+    } else {
+        run_cycles(s, cancel).await
+    }
+}
+
+/// `--cycles`: one round per value, each a whole stress-test of that many users started
+/// at once, reported on its own; then a summary, and one JSON report (the rounds merged,
+/// each round inside it).
+async fn run_cycles(
+    s: &StressSettings,
+    cancel: CancellationToken,
+) -> Result<(Outcome, RunReport), RunError> {
+    let mut rounds = Vec::new();
+    let mut outcome = Outcome::Clean;
+    for (i, &users) in s.cycles.iter().enumerate() {
+        if cancel.is_cancelled() {
+            break;
+        }
+        println!("== cycle {} of {}: {users} users", i + 1, s.cycles.len());
+        let round = StressSettings {
+            count: users,
+            batch_size: users,
+            cycles: Vec::new(),
+            report: ReportSettings {
+                json: None,
+                thresholds: s.report.thresholds.clone(),
+            },
+            ..s.clone()
+        };
+        let (o, report) = run_once(&round, cancel.clone()).await?;
+        outcome = outcome.max(o);
+        rounds.push(report);
+        println!();
+    }
+    print!("{}", cycles_table(&rounds));
+    let mut all = merge(&rounds).map_err(|e| RunError::Merge(e.to_string()))?;
+    all.parameters = json!({ "cycles": s.cycles, "rounds": all.parameters["runs"] });
+    all.thresholds = rounds
+        .iter()
+        .enumerate()
+        .flat_map(|(i, r)| {
+            r.thresholds.iter().map(move |t| ThresholdResult {
+                threshold: format!("cycle {} ({} users): {}", i + 1, s.cycles[i], t.threshold),
+                ..t.clone()
+            })
+        })
+        .collect();
+    all.cycles = rounds;
+    if let Some(path) = &s.report.json {
+        write_report(path, &all)?;
+    }
+    Ok((outcome, all))
+}
+
+/// One line per round: FunkLoad's view of how the hub copes as concurrency rises.
+fn cycles_table(rounds: &[RunReport]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<6} {:>6} {:>8} {:>7} {:>9} {:>9} {:>9} {:>9}  result",
+        "cycle", "users", "spawned", "failed", "p50", "p95", "p99", "max"
+    );
+    for (i, r) in rounds.iter().enumerate() {
+        let spawn = r.outcomes.get("spawn").cloned().unwrap_or_default();
+        let l = r.latency.get("spawn");
+        let q = |q: f64| {
+            l.and_then(Latency::from_summary)
+                .filter(|l| l.count() > 0)
+                .map_or("-".to_string(), |l| fmt_secs(l.quantile(q).as_secs_f64()))
+        };
+        let missed = r.thresholds.iter().any(|t| !t.passed);
+        let _ = writeln!(
+            out,
+            "{:<6} {:>6} {:>8} {:>7} {:>9} {:>9} {:>9} {:>9}  {}",
+            i + 1,
+            r.parameters["count"],
+            spawn.success,
+            spawn.failed(),
+            q(0.5),
+            q(0.95),
+            q(0.99),
+            q(1.0),
+            if missed {
+                "THRESHOLDS MISSED"
+            } else if r.failed {
+                "FAILURES"
+            } else {
+                "ok"
+            }
+        );
+    }
+    out
+}
+
+async fn run_once(
     s: &StressSettings,
     cancel: CancellationToken,
 ) -> Result<(Outcome, RunReport), RunError> {

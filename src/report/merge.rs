@@ -133,6 +133,7 @@ pub fn merge(reports: &[RunReport]) -> Result<RunReport, MergeError> {
         // Thresholds were each run's own gate; check the merged one with `report diff`
         // or a new run.
         thresholds: Vec::new(),
+        cycles: Vec::new(),
     })
 }
 

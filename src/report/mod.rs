@@ -157,6 +157,9 @@ pub struct RunReport {
     /// The `--threshold`s and how each fared (exit code 3 if any missed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub thresholds: Vec<ThresholdResult>,
+    /// `stress-test --cycles`: each round's own report (this one is their merge).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cycles: Vec<RunReport>,
 }
 
 /// Most buckets a timeline series keeps; past that, buckets are merged in pairs.
@@ -343,6 +346,7 @@ impl Recorder {
             timeline: self.timeline.clone(),
             failed: self.any_failure(),
             thresholds: Vec::new(),
+            cycles: Vec::new(),
         }
     }
 }

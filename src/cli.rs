@@ -42,6 +42,15 @@ pub struct Cli {
     #[arg(long, global = true, help_heading = "Global options")]
     pub prefix: Option<String>,
 
+    /// With --shards N: this replica's shard, 0 to N-1; its users are PREFIX-SHARD-N
+    /// [env: HUBSOAK_SHARD, else a StatefulSet pod's ordinal]
+    #[arg(long, global = true, help_heading = "Global options", value_name = "K")]
+    pub shard: Option<String>,
+
+    /// Replicas splitting our users between them, each owning one shard [default: 1]
+    #[arg(long, global = true, help_heading = "Global options", value_name = "N")]
+    pub shards: Option<String>,
+
     /// Send no state-changing request; print the plan
     #[arg(long, global = true, help_heading = "Global options")]
     pub dry_run: bool,

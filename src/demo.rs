@@ -101,6 +101,7 @@ pub async fn run(s: &DemoSettings, stop: CancellationToken) -> Result<SoakEnd, D
             max_in_flight: 64,
         },
         prefix: crate::names::Prefix::new("demo").expect("a valid prefix"),
+        shard: None,
         population: PopulationSettings {
             target: s.target,
             max_spawns_in_flight: 10,

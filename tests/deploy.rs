@@ -95,6 +95,10 @@ fn find<'a>(objects: &'a [Value], kind: &str) -> &'a Value {
 }
 
 fn validate(rendered: &str) {
+    validate_kinds(rendered, &["configmap", "service", "deployment"]);
+}
+
+fn validate_kinds(rendered: &str, kinds: &[&str]) {
     let tool = std::env::var_os("HUBSOAK_REAL_HUB_ROOT")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo().join("target/real-hub"))
@@ -104,7 +108,7 @@ fn validate(rendered: &str) {
     std::fs::write(&file, rendered).unwrap();
     let (ok, out) = run(Command::new(&tool).arg("--strict").arg(&file));
     assert!(ok, "kubernetes-validate --strict: {out}");
-    for kind in ["configmap", "service", "deployment"] {
+    for kind in kinds {
         assert!(
             out.contains(&format!("passed for resource {kind}/")),
             "{kind} validated: {out}"
@@ -160,6 +164,100 @@ fn every_kustomization_renders_and_validates() {
     let file: Value =
         serde_yaml::from_str(rules["data"]["hubsoak-rules.yaml"].as_str().unwrap()).unwrap();
     assert_eq!(file, yaml(&repo().join(RULES)));
+}
+
+/// Replicas (the StatefulSet overlay) are one soak to a viewer: every dashboard query
+/// aggregates over instances, histograms summed by `le` before their quantile.
+#[test]
+fn every_dashboard_query_aggregates_across_replicas() {
+    let file: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("grafana/hubsoak-dashboard.json")).unwrap(),
+    )
+    .unwrap();
+    let mut checked = 0;
+    for panel in file["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().unwrap().trim();
+            let aggregated = expr.starts_with("sum")
+                || expr.starts_with("min(")
+                || expr.starts_with("max(")
+                || expr.starts_with("count")
+                || (expr.starts_with("histogram_quantile(") && expr.contains(", sum by ("));
+            assert!(aggregated, "{:?}: {expr}", panel["title"]);
+            if expr.starts_with("histogram_quantile(") {
+                assert!(expr.contains("le)"), "{expr}: summed by le");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 30);
+}
+
+#[tokio::test]
+async fn the_statefulset_overlay_shards_by_pod_ordinal() {
+    let (text, objects) = render("deploy/overlays/statefulset");
+    validate_kinds(&text, &["configmap", "service", "statefulset"]);
+    assert_eq!(
+        kinds(&objects),
+        [
+            "ConfigMap",
+            "PrometheusRule",
+            "Service",
+            "ServiceMonitor",
+            "StatefulSet"
+        ]
+    );
+    let set = find(&objects, "StatefulSet");
+    let env = set["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_sequence()
+        .expect("env");
+    let var = |name: &str| {
+        env.iter()
+            .find(|e| e["name"] == name)
+            .unwrap_or_else(|| panic!("{name}"))
+    };
+    let shards: u64 = var("HUBSOAK__USERS__SHARDS")["value"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        set["spec"]["replicas"].as_u64(),
+        Some(shards),
+        "a shard per replica"
+    );
+    assert_eq!(
+        var("HUBSOAK_SHARD")["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.labels['apps.kubernetes.io/pod-index']"
+    );
+    assert_eq!(
+        set["spec"]["serviceName"],
+        find(&objects, "Service")["metadata"]["name"]
+    );
+    // The shipped config, as the third pod sees it: shard 2 (from its hostname when the
+    // pod-index label is not there), users hubsoak-2-N.
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "a-token\n").unwrap();
+    let config = repo().join("deploy/base/hubsoak.toml");
+    let out = common::hubsoak(
+        &["validate", "--config", config.to_str().unwrap()],
+        &[
+            ("HUBSOAK__HUB__TOKEN_FILE", token.to_str().unwrap()),
+            ("HUBSOAK__USERS__SHARDS", "3"),
+            ("HUBSOAK_SHARD", ""),
+            ("HOSTNAME", "hubsoak-2"),
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(out.stdout.contains("shard = \"2\""), "{}", out.stdout);
+    assert!(out.stdout.contains("shards = 3"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("prefix = \"hubsoak\""),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]

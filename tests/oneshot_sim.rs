@@ -622,15 +622,27 @@ async fn cycles_run_rising_rounds_each_reported_on_its_own() {
         .take(4)
         .collect();
     assert_eq!(summary.len(), 4, "{}", out.stdout);
-    assert!(summary[3].starts_with("3 ") && summary[3].contains(" 6 "), "{summary:?}");
+    assert!(
+        summary[3].starts_with("3 ") && summary[3].contains(" 6 "),
+        "{summary:?}"
+    );
 
     let (out, r) = against_reporting(
         &server,
-        &["stress-test", "--cycles", "2:4", "--threshold", "spawn_ok>=4"],
+        &[
+            "stress-test",
+            "--cycles",
+            "2:4",
+            "--threshold",
+            "spawn_ok>=4",
+        ],
     )
     .await;
     assert_eq!(out.code, 3, "the first round misses: {}", out.all());
-    assert_eq!(r["thresholds"][0]["threshold"], "cycle 1 (2 users): spawn_ok>=4");
+    assert_eq!(
+        r["thresholds"][0]["threshold"],
+        "cycle 1 (2 users): spawn_ok>=4"
+    );
     assert_eq!(r["thresholds"][0]["passed"], false);
     assert_eq!(r["thresholds"][1]["passed"], true);
 

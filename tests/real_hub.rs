@@ -36,6 +36,7 @@ on_both_hubs!(
     purge_250,
     soak_two_minutes,
     soak_survives_a_killed_hub,
+    shards_3_replicas,
     journeys_token_3_users,
     journeys_form_login_on_named_servers,
     journeys_with_user_tokens,
@@ -313,6 +314,74 @@ async fn soak_survives_a_killed_hub(major: u8) {
     p.signal("TERM");
     assert_eq!(p.exit_within(Duration::from_secs(40)).await, Some(0));
     assert!(hub.ours("soak").await.is_empty(), "purged on exit");
+    others.assert_untouched(&hub).await;
+}
+
+/// Three soak replicas on one hub (users.shards = 3): 3 users each, no collision, the
+/// totals add up on the hub; purging shard 1 leaves shards 0 and 2 and everyone else.
+async fn shards_3_replicas(major: u8) {
+    let hub = RealHub::start(HubOptions::cheap(major)).await;
+    let others = hub.seed_others("soak").await;
+    let mut replicas = Vec::new();
+    for shard in ["0", "1", "2"] {
+        replicas.push(
+            soak_on(
+                &hub,
+                &[
+                    ("HUBSOAK__USERS__SHARDS", "3"),
+                    ("HUBSOAK_SHARD", shard),
+                    ("HUBSOAK__POPULATION__TARGET", "3"),
+                    ("HUBSOAK__POPULATION__SESSION_MIN", "10m"),
+                    ("HUBSOAK__POPULATION__SESSION_MAX", "10m"),
+                    ("HUBSOAK__SHUTDOWN__ON_EXIT", "leave"),
+                ],
+            )
+            .await,
+        );
+    }
+    for r in &replicas {
+        until(
+            r,
+            Duration::from_secs(60),
+            "3 running in each replica",
+            |m| m.get(RUNNING) == 3.0,
+        )
+        .await;
+    }
+    let shard_users = |k: u32| (1..=3).map(move |n| format!("soak-{k}-{n}"));
+    let want: Vec<String> = (0..3).flat_map(shard_users).collect();
+    let mut running: Vec<String> = hub
+        .users()
+        .await
+        .into_iter()
+        .filter(|(n, ready)| n.starts_with("soak-") && *ready)
+        .map(|(n, _)| n)
+        .collect();
+    running.sort();
+    assert_eq!(
+        running, want,
+        "9 servers running on the hub, 3 per shard, none shared"
+    );
+    let mut replica_1 = replicas.remove(1);
+    replica_1.signal("TERM");
+    assert_eq!(
+        replica_1.exit_within(Duration::from_secs(30)).await,
+        Some(0)
+    );
+    let out = hubsoak_on(
+        &hub,
+        &["--prefix", "soak", "--shards", "3", "--shard", "1", "purge"],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    let mut ours = hub.ours("soak").await;
+    ours.sort();
+    let kept: Vec<String> = [0, 2].into_iter().flat_map(shard_users).collect();
+    assert_eq!(ours, kept, "only shard 1 was purged");
+    for mut r in replicas {
+        r.signal("TERM");
+        assert_eq!(r.exit_within(Duration::from_secs(30)).await, Some(0));
+    }
     others.assert_untouched(&hub).await;
 }
 

@@ -20,6 +20,7 @@ use crate::mockhub::{Faults, MockConfig};
 use crate::names::Prefix;
 
 pub mod journey;
+pub mod shard;
 pub mod soak;
 
 /// One problem with the input, naming where it came from.
@@ -449,6 +450,8 @@ fn soak_overrides(
         ("hub.request_timeout", cli.request_timeout.clone()),
         ("hub.ca_file", path(&cli.ca_file)),
         ("users.prefix", cli.prefix.clone()),
+        ("users.shard", cli.shard.clone()),
+        ("users.shards", cli.shards.clone()),
         ("log.format", log_format),
     ]
     .into_iter()
@@ -586,6 +589,16 @@ fn target(cli: &Cli, env: &HashMap<String, String>, problems: &mut Problems) -> 
             .map_err(|e| SettingsError::new("--prefix", e.to_string())),
         None,
     );
+    let shards = match &cli.shards {
+        Some(raw) => problems.take(parse_count("--shards", raw, 1), 1),
+        None => 1,
+    };
+    let prefix = prefix.and_then(|p| {
+        problems.take(
+            shard::sharded_prefix(&p, cli.shard.as_deref(), shards, env, "--shard").map(Some),
+            None,
+        )
+    });
     if let Some(ca) = &cli.ca_file {
         if !ca.is_file() {
             problems.push(

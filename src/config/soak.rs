@@ -75,6 +75,9 @@ pub struct SoakSettings {
     pub hub: HubSettings,
     #[serde(serialize_with = "prefix_view")]
     pub prefix: Prefix,
+    /// With shards: (this shard, how many); `prefix` is then `{users.prefix}-{shard}`.
+    #[serde(skip)]
+    pub shard: Option<(u64, u64)>,
     pub population: PopulationSettings,
     #[serde(serialize_with = "human")]
     pub activity_interval: Duration,
@@ -123,7 +126,14 @@ impl SoakSettings {
     pub fn to_toml(&self) -> String {
         let view = serde_json::json!({
             "hub": serde_json::to_value(self).ok().and_then(|v| v.get("hub").cloned()),
-            "users": { "prefix": self.prefix.as_str() },
+            "users": match self.shard {
+                None => serde_json::json!({ "prefix": self.prefix.as_str() }),
+                Some((shard, shards)) => serde_json::json!({
+                    "prefix": self.prefix.as_str().rsplit_once('-').map_or("", |(base, _)| base),
+                    "shards": shards,
+                    "shard": shard.to_string(),
+                }),
+            },
             "population": self.population,
             "activity": {
                 "interval": humantime::format_duration(self.activity_interval).to_string(),
@@ -425,6 +435,22 @@ pub fn load(
     let prefix = Prefix::new(&prefix)
         .map_err(|e| r.fail("users.prefix", e.to_string()))
         .ok();
+    let shards = r.integer("users.shards", 1, 10_000) as u64;
+    let shard = r.text("users.shard");
+    let prefix = prefix.and_then(|p| {
+        super::shard::sharded_prefix(&p, shard.as_deref(), shards, env, "users.shard")
+            .map_err(|e| r.problems.push(e))
+            .ok()
+    });
+    // The shard is the last `-N` of the sharded prefix.
+    let shard = (shards > 1)
+        .then(|| {
+            prefix
+                .as_ref()
+                .and_then(|p| super::shard::ordinal_of(p.as_str()))
+        })
+        .flatten()
+        .map(|k| (k, shards));
 
     let target = r.integer("population.target", 0, 100_000) as usize;
     let max_spawns_in_flight = r.integer("population.max_spawns_in_flight", 1, 10_000) as usize;
@@ -585,6 +611,7 @@ pub fn load(
             max_in_flight,
         },
         prefix,
+        shard,
         population: PopulationSettings {
             target,
             max_spawns_in_flight,

@@ -280,3 +280,44 @@ async fn a_soak_whose_kernels_hang_counts_timeouts_and_stops_the_servers() {
     assert!(hub.stop_count("success") >= 3);
     stop_and_check(soak, &hub).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retired_by_a_falling_target_a_journey_stops_its_kernel_then_its_server() {
+    let (hub, server) = start_mock(fast()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("stages.toml");
+    std::fs::write(
+        &config,
+        "[population]\nspawn_rate = 3000\nsession_min = \"60s\"\nsession_max = \"60s\"\n\
+         stages = [{ duration = \"1s\", target = 4 }, { duration = \"3s\", target = 4 },\n\
+         { duration = \"1s\", target = 1 }, { duration = \"60s\", target = 1 }]\n\
+         [journey]\nenabled = true\nthink_time = \"200ms\"\n",
+    )
+    .unwrap();
+    let url = server.api_url();
+    let soak = start_soak(
+        &["--config", config.to_str().unwrap()],
+        &[
+            ("JUPYTERHUB_ENDPOINT", &url),
+            ("JUPYTERHUB_API_TOKEN", TOKEN),
+        ],
+    )
+    .await;
+    let m = until(&soak, Duration::from_secs(20), "down to 1 after 4", |m| {
+        step(m, STEP_COUNT, "kernel_stop") >= 3.0
+            && m.get("hubsoak_servers{state=\"running\"}") == 1.0
+            && m.get("hubsoak_population_target") == 1.0
+    })
+    .await;
+    // The three retired sessions ended cleanly: kernels deleted, servers stopped.
+    assert_eq!(step(&m, STEP_FAILURES, "execute"), 0.0, "{}", m.text);
+    assert_eq!(step(&m, STEP_FAILURES, "kernel_stop"), 0.0, "{}", m.text);
+    assert!(step(&m, STEP_COUNT, "stop") >= 3.0);
+    let (started, deleted) = hub.kernel_counts();
+    assert_eq!(
+        started - deleted,
+        1,
+        "only the remaining user's kernel is open"
+    );
+    assert_eq!(hub.server_counts().1, 1);
+}

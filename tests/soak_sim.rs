@@ -505,6 +505,21 @@ async fn validate_reports_every_error_naming_its_key_and_exits_2() {
             &["shutdown.on_exit"],
         ),
         (
+            "[population]\narrivals = \"whenever\"\nstages = [{ duration = \"0s\", target = 5 }, { duration = \"1m\", target = -1, ramp = 2 }]\n",
+            &ok_env,
+            &[
+                "population.arrivals",
+                "population.stages[0].duration",
+                "population.stages[1].target",
+                "population.stages[1].ramp",
+            ],
+        ),
+        (
+            "[users]\nshards = 3\nshard = \"7\"\n",
+            &ok_env,
+            &["users.shard"],
+        ),
+        (
             "[population]\nspawn_rate = 0\n",
             &ok_env,
             &["population.spawn_rate"],
@@ -609,4 +624,69 @@ async fn the_soak_runs_the_named_server_with_its_user_options() {
         "lab2",
         serde_json::json!({"profile": "small"}),
     );
+}
+
+/// One scrape: seconds since the soak started, the target gauge, servers running.
+type Sample = (f64, f64, f64);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_population_follows_its_stages() {
+    let (hub, server) = start_mock(fast()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("stages.toml");
+    // Ramp to 4, hold, spike to 10, hold, down to 2, hold.
+    std::fs::write(
+        &config,
+        "[population]\narrivals = \"poisson\"\nspawn_rate = 3000\nmax_spawns_in_flight = 20\n\
+         stages = [{ duration = \"2s\", target = 4 }, { duration = \"4s\", target = 4 },\n\
+         { duration = \"1s\", target = 10 }, { duration = \"5s\", target = 10 },\n\
+         { duration = \"1s\", target = 2 }, { duration = \"60s\", target = 2 }]\n",
+    )
+    .unwrap();
+    let vars = env(&server, &[]);
+    let pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let p = start_soak(&["--config", config.to_str().unwrap()], &pairs).await;
+    let started = std::time::Instant::now();
+    let mut samples: Vec<Sample> = Vec::new();
+    while started.elapsed() < Duration::from_secs(17) {
+        let m = p.metrics().await;
+        samples.push((
+            started.elapsed().as_secs_f64(),
+            m.get("hubsoak_population_target"),
+            m.get(RUNNING),
+        ));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let targets: Vec<f64> = samples.iter().map(|s| s.1).collect();
+    for level in [4.0, 10.0, 2.0] {
+        assert!(
+            targets.contains(&level),
+            "the target reaches {level}: {targets:?}"
+        );
+    }
+    assert!(
+        samples.iter().all(|s| s.2 <= 10.0),
+        "never above the peak: {samples:?}"
+    );
+    // Wherever the target has held for 1.5 s, the running servers match it (±1).
+    let mut held = 0;
+    for (i, &(t, target, running)) in samples.iter().enumerate() {
+        let steady = samples[..i]
+            .iter()
+            .rev()
+            .take_while(|s| s.1 == target)
+            .last()
+            .is_some_and(|first| t - first.0 >= 1.5);
+        if steady {
+            held += 1;
+            assert!(
+                (running - target).abs() <= 1.0,
+                "at {t:.1}s: {running} running for a target of {target}: {samples:?}"
+            );
+        }
+    }
+    assert!(held >= 40, "enough steady samples: {held}");
+    // Coming down stops servers and keeps the users for the next climb.
+    assert_eq!(hub.server_counts().1, 2);
+    assert_eq!(ours(&hub).len(), 10);
 }

@@ -15,6 +15,7 @@ use super::{parse_duration, parse_endpoint, resolve_token, HubSettings, Settings
 use crate::cli::LogFormat;
 use crate::journey::{AuthMode, JourneySettings};
 use crate::names::{valid_server_name, Prefix};
+use crate::soak::schedule::{Arrivals, Stage};
 
 /// The documented defaults; every key the soak knows is in this file.
 pub const DEFAULTS_TOML: &str = include_str!("../../config/hubsoak.toml");
@@ -67,6 +68,10 @@ pub struct PopulationSettings {
     pub backoff_max: Duration,
     pub server_name: String,
     pub user_options: Map<String, Value>,
+    pub arrivals: Arrivals,
+    pub batch_size: usize,
+    /// Empty: `target` throughout.
+    pub stages: Vec<Stage>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -366,6 +371,67 @@ fn unknown_keys(root: &Value, known: &BTreeSet<String>) -> Vec<String> {
     unknown
 }
 
+/// `population.stages`: a list of `{ duration, target }`, each problem named by index.
+fn stages(r: &mut Reader) -> Vec<Stage> {
+    let list = match r.get("population.stages") {
+        None => return Vec::new(),
+        Some(Value::Array(list)) => list.clone(),
+        Some(_) => {
+            r.fail(
+                "population.stages",
+                "must be a list like [{ duration = \"5m\", target = 100 }]",
+            );
+            return Vec::new();
+        }
+    };
+    let mut stages = Vec::new();
+    for (i, entry) in list.iter().enumerate() {
+        let key = |field: &str| format!("population.stages[{i}].{field}");
+        let Value::Object(entry) = entry else {
+            r.fail(&key("duration"), "each stage is { duration, target }");
+            continue;
+        };
+        for k in entry
+            .keys()
+            .filter(|k| !["duration", "target"].contains(&k.as_str()))
+        {
+            r.fail(&key(k), "unknown key (a stage has duration and target)");
+        }
+        let text = |v: Option<&Value>| match v {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        let duration =
+            match text(entry.get("duration")).map(|d| parse_duration(&key("duration"), &d)) {
+                Some(Ok(d)) if !d.is_zero() => Some(d),
+                Some(Ok(_)) => {
+                    r.fail(&key("duration"), "must be more than 0s");
+                    None
+                }
+                Some(Err(e)) => {
+                    r.problems.push(e);
+                    None
+                }
+                None => {
+                    r.fail(&key("duration"), "is required, like \"5m\"");
+                    None
+                }
+            };
+        let target = match text(entry.get("target")).map(|t| t.parse::<usize>()) {
+            Some(Ok(t)) if t <= 100_000 => Some(t),
+            _ => {
+                r.fail(&key("target"), "must be a whole number from 0 to 100000");
+                None
+            }
+        };
+        if let (Some(duration), Some(target)) = (duration, target) {
+            stages.push(Stage { duration, target });
+        }
+    }
+    stages
+}
+
 /// The soak's settings from every layer, or every problem found.
 pub fn load(
     o: &SoakOverrides,
@@ -495,6 +561,23 @@ pub fn load(
             Map::new()
         }
     };
+    let arrivals = match r.text("population.arrivals").as_deref() {
+        Some("paced") => Arrivals::Paced,
+        Some("batched") => Arrivals::Batched,
+        Some("poisson") => Arrivals::Poisson,
+        other => {
+            r.fail(
+                "population.arrivals",
+                format!(
+                    "{:?} must be \"paced\", \"batched\" or \"poisson\"",
+                    other.unwrap_or("")
+                ),
+            );
+            Arrivals::Paced
+        }
+    };
+    let batch_size = r.integer("population.batch_size", 1, 100_000) as usize;
+    let stages = stages(&mut r);
     let activity_interval = r.duration("activity.interval", true);
     let activity_jitter = {
         let raw = r.text("activity.jitter").unwrap_or_default();
@@ -624,6 +707,9 @@ pub fn load(
             backoff_max,
             server_name,
             user_options,
+            arrivals,
+            batch_size,
+            stages,
         },
         activity_interval,
         activity_jitter,

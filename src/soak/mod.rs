@@ -4,6 +4,7 @@
 
 pub mod population;
 pub mod probes;
+pub mod schedule;
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;

@@ -3,8 +3,10 @@
 //! that report back, so thousands of idle users cost a few hundred bytes each.
 //!
 //! absent → starting → running → stopping → absent (churn), and failed → (backoff) → the
-//! action that failed. Every action has a planned time: spawns are paced at spawn_rate,
-//! stops at the session's end, activity on its interval. Latency counts from the plan;
+//! action that failed. Every action has a planned time: spawns arrive at spawn_rate
+//! (paced, batched or Poisson), stops at the session's end, activity on its interval.
+//! The target may move (population.stages): slots up to the peak exist, those below the
+//! current target are active; an inactive slot's server is stopped and not respawned. Latency counts from the plan;
 //! lateness goes to hubsoak_schedule_lag_seconds, and an action that cannot run in its
 //! slot to hubsoak_actions_dropped_total.
 
@@ -26,6 +28,7 @@ use crate::hub::{HubClient, SpawnWaitError, StartOutcome, StopWaitError, User};
 use crate::journey::{run_kernel_session, JourneyError, Journeys, SessionEnd, Step, StepSink};
 use crate::metrics::Metrics;
 use crate::names::OurName;
+use crate::soak::schedule::{peak, target_at, Planner};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -67,6 +70,10 @@ struct Slot {
     failures: u32,
     retry: Retry,
     activity_busy: bool,
+    /// Below the current target: keep a server running.
+    active: bool,
+    /// The running journey, to end it early when the slot is retired.
+    journey: Option<CancellationToken>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -119,8 +126,9 @@ pub struct Population {
     queue: DelayQueue<(usize, Due, u64)>,
     done_tx: mpsc::UnboundedSender<Done>,
     done_rx: mpsc::UnboundedReceiver<Done>,
-    next_spawn: Instant,
-    spawn_interval: Duration,
+    planner: Planner,
+    /// When the stages began.
+    started: Instant,
     spawns_in_flight: usize,
     waiting_spawns: VecDeque<(usize, Instant)>,
     tasks: JoinSet<()>,
@@ -141,7 +149,14 @@ impl Population {
         journeys: Option<Arc<Journeys>>,
     ) -> Self {
         let p = &settings.population;
-        let slots = (1..=p.target as u64)
+        // With stages, every slot the peak needs exists from the start; the target
+        // decides which are active.
+        let (capacity, initial) = if p.stages.is_empty() {
+            (p.target, p.target)
+        } else {
+            (peak(&p.stages), target_at(&p.stages, Duration::ZERO))
+        };
+        let slots = (1..=capacity as u64)
             .map(|n| Slot {
                 name: settings.prefix.name(n),
                 state: State::Absent,
@@ -150,14 +165,17 @@ impl Population {
                 failures: 0,
                 retry: Retry::Spawn,
                 activity_busy: false,
+                active: (n as usize) <= initial,
+                journey: None,
             })
             .collect();
         let (done_tx, done_rx) = mpsc::unbounded_channel();
         let user_options =
             (!p.user_options.is_empty()).then(|| Arc::new(Value::Object(p.user_options.clone())));
-        metrics.population_target.set(p.target as i64);
+        metrics.population_target.set(initial as i64);
         Population {
-            spawn_interval: Duration::from_secs_f64(60.0 / p.spawn_rate),
+            planner: Planner::new(p.arrivals, p.spawn_rate, p.batch_size),
+            started: Instant::now(),
             client,
             metrics,
             user_options,
@@ -165,7 +183,6 @@ impl Population {
             queue: DelayQueue::new(),
             done_tx,
             done_rx,
-            next_spawn: Instant::now(),
             spawns_in_flight: 0,
             waiting_spawns: VecDeque::new(),
             tasks: JoinSet::new(),
@@ -185,6 +202,9 @@ impl Population {
         self.adopt(existing).await;
         let mut summary = tokio::time::interval(Duration::from_secs(60));
         summary.tick().await;
+        let staged = !self.settings.population.stages.is_empty();
+        let mut stage_tick = tokio::time::interval(Duration::from_millis(250));
+        self.started = Instant::now();
         loop {
             while self.tasks.try_join_next().is_some() {}
             while self.journey_tasks.try_join_next().is_some() {}
@@ -198,6 +218,10 @@ impl Population {
                     self.on_due(slot, due, epoch, planned);
                 }
                 _ = summary.tick() => self.log_summary(),
+                _ = stage_tick.tick(), if staged => {
+                    let target = target_at(&self.settings.population.stages, self.started.elapsed());
+                    self.set_target(target);
+                }
             }
         }
         // Journeys stop their kernels (a left server keeps no stray kernel of ours).
@@ -300,7 +324,7 @@ impl Population {
             }
         }
         for i in 0..self.slots.len() {
-            if self.slots[i].state == State::Absent {
+            if self.slots[i].state == State::Absent && self.slots[i].active {
                 self.queue_spawn(i);
             }
         }
@@ -367,15 +391,51 @@ impl Population {
         self.queue.insert_at((i, due, self.slots[i].epoch), at);
     }
 
-    /// Queues a spawn at the next free time of the spawn_rate pace.
+    /// Queues a spawn at the next arrival time (if the slot is active).
     fn queue_spawn(&mut self, i: usize) {
         if self.slots[i].state != State::Absent {
             self.set(i, State::Absent);
         }
-        let now = Instant::now();
-        let planned = self.next_spawn.max(now);
-        self.next_spawn = planned + self.spawn_interval;
+        if !self.slots[i].active {
+            return;
+        }
+        let planned = self.planner.plan(Instant::now());
         self.schedule(i, Due::Spawn, planned);
+    }
+
+    /// Moves the target: slots below it become active (and spawn), those above it are
+    /// retired (their servers stopped, not respawned).
+    fn set_target(&mut self, target: usize) {
+        let current = self.slots.iter().filter(|s| s.active).count();
+        if target == current {
+            return;
+        }
+        self.metrics.population_target.set(target as i64);
+        tracing::debug!(from = current, to = target, "population target");
+        for i in 0..self.slots.len() {
+            let wanted = i < target;
+            if wanted == self.slots[i].active {
+                continue;
+            }
+            self.slots[i].active = wanted;
+            match (wanted, self.slots[i].state) {
+                (true, State::Absent) => self.queue_spawn(i),
+                // A new epoch drops its queued spawn.
+                (false, State::Absent) => self.set(i, State::Absent),
+                (false, State::Running) => self.end_session(i),
+                // Starting, stopping or backing off: handled when that ends.
+                _ => {}
+            }
+        }
+    }
+
+    /// Ends slot `i`'s session now: its journey first (which stops its kernel, then
+    /// reports), else the server's stop.
+    fn end_session(&mut self, i: usize) {
+        match self.slots[i].journey.take() {
+            Some(journey) => journey.cancel(),
+            None => self.launch_stop(i, Instant::now()),
+        }
     }
 
     fn backoff(&self, failures: u32) -> Duration {
@@ -398,6 +458,13 @@ impl Population {
 
     fn became_running(&mut self, i: usize) {
         self.set(i, State::Running);
+        if !self.slots[i].active {
+            // Retired while it started.
+            self.slots[i].failures = 0;
+            self.slots[i].exists = true;
+            self.launch_stop(i, Instant::now());
+            return;
+        }
         self.slots[i].failures = 0;
         self.slots[i].exists = true;
         let now = Instant::now();
@@ -424,7 +491,9 @@ impl Population {
         let (_, tx, name, server) = self.task_parts(i);
         let epoch = self.slots[i].epoch;
         let metrics = self.metrics.clone();
-        let stop = self.journey_stop.clone();
+        // Cancelled by the soak's end, or by this slot's retirement.
+        let stop = self.journey_stop.child_token();
+        self.slots[i].journey = Some(stop.clone());
         self.journey_tasks.spawn(async move {
             let j = journeys.settings();
             let started = Instant::now();
@@ -432,7 +501,10 @@ impl Population {
                 r = tokio::time::timeout(j.step_timeout, journeys.open(name.as_str(), &server)) => {
                     r.unwrap_or(Err(JourneyError::Timeout))
                 }
-                _ = stop.cancelled() => return,
+                _ = stop.cancelled() => {
+                    let _ = tx.send(Done::Journey(i, epoch));
+                    return;
+                }
             };
             if journeys.logs_in() {
                 metrics.step(Step::Login, started.elapsed(), opened.as_ref().map(|_| ()));
@@ -449,7 +521,7 @@ impl Population {
                 },
             };
             match &end {
-                SessionEnd::Cancelled => return,
+                SessionEnd::Cancelled => {}
                 SessionEnd::Failed { step, error } => tracing::warn!(
                     user = %name,
                     step = step.as_str(),
@@ -486,6 +558,11 @@ impl Population {
             }
             (Due::Stop, State::Running) => self.launch_stop(i, planned),
             (Due::Activity, State::Running) => self.activity(i, planned),
+            (Due::Retry, State::Failed)
+                if !self.slots[i].active && self.slots[i].retry == Retry::Spawn =>
+            {
+                self.set(i, State::Absent)
+            }
             (Due::Retry, State::Failed) => match self.slots[i].retry {
                 Retry::Spawn => self.queue_spawn(i),
                 Retry::Stop => self.launch_stop(i, planned),
@@ -606,7 +683,7 @@ impl Population {
                     let Some((next, planned)) = self.waiting_spawns.pop_front() else {
                         break;
                     };
-                    if self.slots[next].state == State::Absent {
+                    if self.slots[next].state == State::Absent && self.slots[next].active {
                         self.launch_spawn(next, planned);
                     }
                 }
@@ -618,6 +695,7 @@ impl Population {
             Done::AdoptedStart(i, false) => self.fail(i, Retry::Spawn),
             Done::Journey(i, epoch) => {
                 if self.slots[i].epoch == epoch && self.slots[i].state == State::Running {
+                    self.slots[i].journey = None;
                     self.launch_stop(i, Instant::now());
                 }
             }

@@ -154,7 +154,7 @@ pub fn render(base: &RunReport, new: &RunReport, rows: &[DiffRow], tolerance: f6
 mod tests {
     use super::*;
     use crate::hub::RequestTally;
-    use crate::report::{Recorder, ReportMeta};
+    use crate::report::{test_meta, Recorder};
     use std::time::Duration;
 
     fn report(spawn_ms: u64, failures: u64) -> RunReport {
@@ -165,18 +165,7 @@ mod tests {
         for _ in 0..failures {
             r.failure("spawn", "spawn_failed");
         }
-        r.report(
-            ReportMeta {
-                command: "stress-test".into(),
-                endpoint: String::new(),
-                hub_version: None,
-                prefix: "hubsoak".into(),
-                dry_run: false,
-                started_at: chrono::Utc::now(),
-                parameters: serde_json::json!({}),
-            },
-            &RequestTally::default(),
-        )
+        r.report(test_meta("stress-test", ""), &RequestTally::default())
     }
 
     #[test]

@@ -341,7 +341,7 @@ document.body.setAttribute("data-charts-drawn", String(drawn));
 mod tests {
     use super::*;
     use crate::hub::RequestTally;
-    use crate::report::{Recorder, ReportMeta};
+    use crate::report::{test_meta, Recorder};
     use std::time::Duration;
 
     #[test]
@@ -352,15 +352,7 @@ mod tests {
         }
         r.failure("spawn", "spawn_failed");
         let report = r.report(
-            ReportMeta {
-                command: "stress-test".into(),
-                endpoint: "http://h/<hub>/api/".into(),
-                hub_version: None,
-                prefix: "hubsoak".into(),
-                dry_run: false,
-                started_at: chrono::Utc::now(),
-                parameters: serde_json::json!({}),
-            },
+            test_meta("stress-test", "http://h/<hub>/api/"),
             &RequestTally::default(),
         );
         let page = render(&report);

@@ -141,19 +141,11 @@ pub fn merge(reports: &[RunReport]) -> Result<RunReport, MergeError> {
 mod tests {
     use super::*;
     use crate::hub::RequestTally;
-    use crate::report::{Recorder, ReportMeta};
+    use crate::report::{test_meta, Recorder, ReportMeta};
     use std::time::Duration;
 
     fn meta(command: &str) -> ReportMeta {
-        ReportMeta {
-            command: command.into(),
-            endpoint: "http://h/hub/api/".into(),
-            hub_version: Some("6.1.1".into()),
-            prefix: "hubsoak".into(),
-            dry_run: false,
-            started_at: chrono::Utc::now(),
-            parameters: serde_json::json!({}),
-        }
+        test_meta(command, "http://h/hub/api/")
     }
 
     /// Samples 1..=n ms (times `scale`) as spawns, every 7th failing as a stop.

@@ -351,6 +351,20 @@ impl Recorder {
     }
 }
 
+/// A plain `ReportMeta` for unit tests.
+#[cfg(test)]
+pub(crate) fn test_meta(command: &str, endpoint: &str) -> ReportMeta {
+    ReportMeta {
+        command: command.into(),
+        endpoint: endpoint.into(),
+        hub_version: None,
+        prefix: "hubsoak".into(),
+        dry_run: false,
+        started_at: Utc::now(),
+        parameters: serde_json::json!({}),
+    }
+}
+
 /// What a report says about the run besides its results.
 #[derive(Debug, Clone)]
 pub struct ReportMeta {

@@ -35,6 +35,37 @@ async fn stress_report(dir: &Path, name: &str, count: &str, spawn_ms: u64) -> Pa
     path
 }
 
+/// The page's DOM after headless Chromium loaded it and ran its script, and Chromium's log.
+async fn chromium_dom(page: &Path) -> (String, String) {
+    let profile = tempfile::tempdir().unwrap();
+    let chromium = tokio::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", page.display()))
+        .kill_on_drop(true)
+        .output();
+    let done = tokio::time::timeout(Duration::from_secs(60), chromium)
+        .await
+        .expect("chromium finished within 60 s")
+        .expect("chromium runs (tests/run-all.sh installs it)");
+    let dom = String::from_utf8_lossy(&done.stdout).into_owned();
+    let log = String::from_utf8_lossy(&done.stderr).into_owned();
+    assert!(done.status.success(), "{log}");
+    (dom, log)
+}
+
 fn load(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).expect("written")).expect("JSON")
 }
@@ -192,36 +223,51 @@ async fn the_html_page_loads_in_headless_chromium_and_draws_its_charts() {
     for external in ["src=", "href=", "@import", "url("] {
         assert!(!html.contains(external), "the page loads {external}");
     }
-    let profile = tempfile::tempdir().unwrap();
-    let chromium = tokio::process::Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--enable-logging=stderr",
-            "--v=0",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg("--dump-dom")
-        .arg(format!("file://{}", page.display()))
-        .kill_on_drop(true)
-        .output();
-    let done = tokio::time::timeout(Duration::from_secs(60), chromium)
-        .await
-        .expect("chromium finished within 60 s")
-        .expect("chromium runs (tests/run-all.sh installs it)");
-    let dom = String::from_utf8_lossy(&done.stdout);
-    let log = String::from_utf8_lossy(&done.stderr);
-    assert!(done.status.success(), "{log}");
+    let (dom, log) = chromium_dom(&page).await;
     // The page's own script ran (no error stopped it) and found both charts laid out
     // with every line drawn.
     assert!(dom.contains(r#"data-charts="2""#), "{dom}");
     assert!(dom.contains(r#"data-charts-drawn="2""#), "{dom}\n{log}");
     assert!(!log.contains("Uncaught"), "{log}");
     assert!(dom.contains("Latency by percentile") && dom.contains("Completions per"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cycles_report_gets_a_chart_of_latency_by_cycle_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_hub, server) = start_mock(fast()).await;
+    let report = dir.path().join("cycles.json");
+    let out = against(
+        &server,
+        &[
+            "stress-test",
+            "--cycles",
+            "2:4:6",
+            "--report-json",
+            report.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    let page = dir.path().join("cycles.html");
+    let out = hubsoak(
+        &[
+            "report",
+            "html",
+            report.to_str().unwrap(),
+            "-o",
+            page.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains(r#"data-charts="3""#), "three charts");
+    let (dom, log) = chromium_dom(&page).await;
+    assert!(dom.contains(r#"data-charts-drawn="3""#), "{dom}\n{log}");
+    assert!(html.contains("Spawn latency by cycle size"));
+    for users in ["2 users", "4 users", "6 users"] {
+        assert!(html.contains(users), "{users}");
+    }
 }

@@ -229,6 +229,48 @@ fn timeline_chart(report: &RunReport) -> Option<String> {
     ))
 }
 
+/// `stress-test --cycles`: spawn latency against the round's size, FunkLoad's view of
+/// how the hub copes as concurrency rises.
+fn cycles_chart(report: &RunReport) -> Option<String> {
+    if report.cycles.is_empty() {
+        return None;
+    }
+    let mut series: Vec<Series> = [("p50", 0.5), ("p95", 0.95), ("max", 1.0)]
+        .iter()
+        .map(|(name, _)| Series {
+            name: format!("spawn {name}"),
+            points: Vec::new(),
+            dashed: *name == "max",
+        })
+        .collect();
+    let mut ticks = Vec::new();
+    for round in &report.cycles {
+        let users = round.parameters["count"].as_f64().unwrap_or(0.0);
+        ticks.push((users, format!("{users:.0} users")));
+        let Some(l) = round
+            .latency
+            .get("spawn")
+            .filter(|s| s.count > 0)
+            .and_then(Latency::from_summary)
+        else {
+            continue;
+        };
+        for (s, q) in series.iter_mut().zip([0.5, 0.95, 1.0]) {
+            s.points.push((users, l.quantile(q).as_secs_f64()));
+        }
+    }
+    if series[0].points.len() < 2 {
+        return None;
+    }
+    Some(chart(
+        "cycles-chart",
+        "Spawn latency by cycle size",
+        "s",
+        &series,
+        &ticks,
+    ))
+}
+
 /// The page.
 pub fn render(report: &RunReport) -> String {
     let mut body = String::new();
@@ -284,10 +326,14 @@ pub fn render(report: &RunReport) -> String {
         }
         body.push_str("</table>");
     }
-    let charts: Vec<String> = [latency_chart(report), timeline_chart(report)]
-        .into_iter()
-        .flatten()
-        .collect();
+    let charts: Vec<String> = [
+        latency_chart(report),
+        timeline_chart(report),
+        cycles_chart(report),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     for c in &charts {
         body.push_str(c);
     }

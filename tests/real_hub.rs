@@ -37,6 +37,8 @@ on_both_hubs!(
     soak_two_minutes,
     soak_survives_a_killed_hub,
     shards_3_replicas,
+    stress_test_cycles_with_thresholds,
+    soak_follows_its_stages,
     journeys_token_3_users,
     journeys_form_login_on_named_servers,
     journeys_with_user_tokens,
@@ -97,6 +99,101 @@ async fn stress_and_reconcile(hub: &RealHub, args: &[&str], count: f64, running_
 async fn stress_test_50_cheap(major: u8) {
     let hub = RealHub::start(HubOptions::cheap(major)).await;
     stress_and_reconcile(&hub, &["stress-test", "-c", "50", "-b", "10"], 50.0, 3).await;
+}
+
+/// `--cycles 2:4:6` with a threshold: three rounds, the hub counting all 12 spawns, and
+/// the report gating on each round.
+async fn stress_test_cycles_with_thresholds(major: u8) {
+    let hub = RealHub::start(HubOptions::cheap(major)).await;
+    stress_and_reconcile(
+        &hub,
+        &[
+            "stress-test",
+            "--cycles",
+            "2:4:6",
+            "--threshold",
+            "spawn_p95<30s",
+            "--threshold",
+            "failure_ratio<=0",
+        ],
+        12.0,
+        3,
+    )
+    .await;
+    let (out, r) = hubsoak_reporting_on(
+        &hub,
+        &[
+            "stress-test",
+            "--cycles",
+            "1:2",
+            "--threshold",
+            "spawn_ok>=2",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 3, "the first round has one spawn: {}", out.all());
+    let rounds: Vec<u64> = r["cycles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| successes(c, "spawn"))
+        .collect();
+    assert_eq!(rounds, [1, 2]);
+}
+
+/// Stages on a real hub: the soak climbs to 4 running servers, then comes down to 1; the
+/// hub agrees.
+async fn soak_follows_its_stages(major: u8) {
+    let hub = RealHub::start(HubOptions::cheap(major)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("stages.toml");
+    std::fs::write(
+        &config,
+        "[population]\narrivals = \"poisson\"\nsession_min = \"10m\"\nsession_max = \"10m\"\n\
+         stages = [{ duration = \"2s\", target = 4 }, { duration = \"8s\", target = 4 },\n\
+         { duration = \"1s\", target = 1 }, { duration = \"10m\", target = 1 }]\n",
+    )
+    .unwrap();
+    let url = hub.api_url();
+    let mut p = start_soak(
+        &["--config", config.to_str().unwrap()],
+        &[
+            ("JUPYTERHUB_ENDPOINT", &url),
+            ("JUPYTERHUB_API_TOKEN", &hub.token),
+            ("HUBSOAK__USERS__PREFIX", "stage"),
+            ("HUBSOAK__POPULATION__SPAWN_RATE", "600"),
+            ("HUBSOAK__SHUTDOWN__ON_EXIT", "purge"),
+        ],
+    )
+    .await;
+    until(&p, Duration::from_secs(30), "4 running", |m| {
+        m.get(RUNNING) == 4.0
+    })
+    .await;
+    let running = |users: Vec<(String, bool)>| {
+        users
+            .into_iter()
+            .filter(|(n, ready)| n.starts_with("stage-") && *ready)
+            .count()
+    };
+    assert_eq!(running(hub.users().await), 4, "the hub runs the 4");
+    until(&p, Duration::from_secs(30), "down to 1", |m| {
+        m.get(RUNNING) == 1.0 && m.get("hubsoak_population_target") == 1.0
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while running(hub.users().await) != 1 {
+        assert!(Instant::now() < deadline, "the hub still runs more than 1");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        hub.ours("stage").await.len(),
+        4,
+        "users kept for the next climb"
+    );
+    p.signal("TERM");
+    assert_eq!(p.exit_within(Duration::from_secs(30)).await, Some(0));
+    assert!(hub.ours("stage").await.is_empty(), "purged");
 }
 
 async fn stress_test_3_real_servers(major: u8) {

@@ -5,10 +5,11 @@
 //! absent → starting → running → stopping → absent (churn), and failed → (backoff) → the
 //! action that failed. Every action has a planned time: spawns arrive at spawn_rate
 //! (paced, batched or Poisson), stops at the session's end, activity on its interval.
+//! Latency counts from the plan; lateness goes to hubsoak_schedule_lag_seconds, and an
+//! action that cannot run in its slot to hubsoak_actions_dropped_total.
+//!
 //! The target may move (population.stages): slots up to the peak exist, those below the
-//! current target are active; an inactive slot's server is stopped and not respawned. Latency counts from the plan;
-//! lateness goes to hubsoak_schedule_lag_seconds, and an action that cannot run in its
-//! slot to hubsoak_actions_dropped_total.
+//! current target are active; an inactive slot's server is stopped and not respawned.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};

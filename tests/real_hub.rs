@@ -42,6 +42,7 @@ on_both_hubs!(
     journeys_token_3_users,
     journeys_form_login_on_named_servers,
     journeys_with_user_tokens,
+    journeys_shared_password_login,
     soak_with_journeys,
 );
 
@@ -566,6 +567,60 @@ async fn journeys_form_login_on_named_servers(major: u8) {
         let servers = hub.servers_of(name).await;
         assert_eq!(servers, serde_json::json!({}), "{name} still has {servers}");
     }
+}
+
+/// SharedPasswordAuthenticator: the wrong password is refused before any spawn; the right
+/// one logs in and runs code.
+async fn journeys_shared_password_login(major: u8) {
+    let hub = RealHub::start(HubOptions {
+        spawner: Spawner::Local,
+        shared_password: Some("correct-horse-battery"),
+        ..HubOptions::cheap(major)
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let (good, bad) = (dir.path().join("good"), dir.path().join("bad"));
+    std::fs::write(&good, "correct-horse-battery\n").unwrap();
+    std::fs::write(&bad, "wrong-horse-battery\n").unwrap();
+    let (spawns_before, _) = hub.truth().await;
+    let mut args = vec![
+        "simulate",
+        "1",
+        "--auth",
+        "form",
+        "--password-file",
+        bad.to_str().unwrap(),
+    ];
+    args.extend(SHORT_VISIT);
+    let (out, r) = hubsoak_reporting_on(&hub, &args).await;
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert_eq!(
+        r["outcomes"]["login"]["failures"]["login_rejected"], 1,
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        hub.truth().await.0,
+        spawns_before,
+        "no spawn after a refused login"
+    );
+    assert!(
+        !out.all().contains("wrong-horse-battery"),
+        "the password leaked"
+    );
+    let mut args = vec![
+        "simulate",
+        "1",
+        "--auth",
+        "form",
+        "--password-file",
+        good.to_str().unwrap(),
+    ];
+    args.extend(SHORT_VISIT);
+    let (out, r) = hubsoak_reporting_on(&hub, &args).await;
+    assert_eq!(out.code, 0, "{}\n{}", out.all(), hub.log_tail());
+    assert_eq!(successes(&r, "login"), 1);
+    assert_eq!(successes(&r, "journey"), 1, "{}", out.stdout);
 }
 
 async fn journeys_with_user_tokens(major: u8) {

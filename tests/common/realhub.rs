@@ -29,6 +29,8 @@ pub struct HubOptions {
     pub concurrent_spawn_limit: Option<u32>,
     /// JupyterHub's allow_named_servers.
     pub named_servers: bool,
+    /// SharedPasswordAuthenticator with this password instead of DummyAuthenticator.
+    pub shared_password: Option<&'static str>,
 }
 
 impl HubOptions {
@@ -38,6 +40,7 @@ impl HubOptions {
             spawner: Spawner::Cheap { delay: 0.0 },
             concurrent_spawn_limit: None,
             named_servers: false,
+            shared_password: None,
         }
     }
 }
@@ -119,6 +122,9 @@ impl RealHub {
         }
         if opts.named_servers {
             env.push(("HUBSOAK_TEST_NAMED_SERVERS".into(), "1".into()));
+        }
+        if let Some(password) = opts.shared_password {
+            env.push(("HUBSOAK_TEST_SHARED_PASSWORD".into(), password.into()));
         }
         let api = format!("http://127.0.0.1:{port}/hub/api");
         let child = launch(&venv, &env, dir.path());

@@ -22,7 +22,13 @@ c.ConfigurableHTTPProxy.pid_file = os.path.join(work, "proxy.pid")
 c.JupyterHub.pid_file = os.path.join(work, "jupyterhub.pid")
 c.JupyterHub.db_url = "sqlite:///" + os.path.join(work, "jupyterhub.sqlite")
 c.JupyterHub.cookie_secret_file = os.path.join(work, "cookie_secret")
-c.JupyterHub.authenticator_class = "dummy"
+if env.get("HUBSOAK_TEST_SHARED_PASSWORD"):
+    # Every user logs in with one password (JupyterHub 5.1+).
+    c.JupyterHub.authenticator_class = "shared-password"
+    c.SharedPasswordAuthenticator.user_password = env["HUBSOAK_TEST_SHARED_PASSWORD"]
+    c.Authenticator.allow_all = True
+else:
+    c.JupyterHub.authenticator_class = "dummy"
 c.JupyterHub.log_level = "WARN"
 c.JupyterHub.concurrent_spawn_limit = int(env.get("HUBSOAK_TEST_CONCURRENT_SPAWN_LIMIT", "100"))
 c.JupyterHub.allow_named_servers = env.get("HUBSOAK_TEST_NAMED_SERVERS") == "1"

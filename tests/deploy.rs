@@ -236,19 +236,11 @@ async fn the_statefulset_overlay_shards_by_pod_ordinal() {
     );
     // The shipped config, as the third pod sees it: shard 2 (from its hostname when the
     // pod-index label is not there), users hubsoak-2-N.
-    let dir = tempfile::tempdir().unwrap();
-    let token = dir.path().join("token");
-    std::fs::write(&token, "a-token\n").unwrap();
-    let config = repo().join("deploy/base/hubsoak.toml");
-    let out = common::hubsoak(
-        &["validate", "--config", config.to_str().unwrap()],
-        &[
-            ("HUBSOAK__HUB__TOKEN_FILE", token.to_str().unwrap()),
-            ("HUBSOAK__USERS__SHARDS", "3"),
-            ("HUBSOAK_SHARD", ""),
-            ("HOSTNAME", "hubsoak-2"),
-        ],
-    )
+    let out = validate_shipped_config(&[
+        ("HUBSOAK__USERS__SHARDS", "3"),
+        ("HUBSOAK_SHARD", ""),
+        ("HOSTNAME", "hubsoak-2"),
+    ])
     .await;
     assert_eq!(out.code, 0, "{}", out.all());
     assert!(out.stdout.contains("shard = \"2\""), "{}", out.stdout);
@@ -308,17 +300,21 @@ fn the_deployment_is_shaped_for_production() {
     );
 }
 
-#[tokio::test]
-async fn the_shipped_cluster_config_is_valid() {
+/// `hubsoak validate` of deploy/base/hubsoak.toml as a pod runs it (its token a mounted
+/// file), with `env` added.
+async fn validate_shipped_config(env: &[(&str, &str)]) -> common::Out {
     let dir = tempfile::tempdir().unwrap();
     let token = dir.path().join("token");
     std::fs::write(&token, "a-token\n").unwrap();
     let config = repo().join("deploy/base/hubsoak.toml");
-    let out = common::hubsoak(
-        &["validate", "--config", config.to_str().unwrap()],
-        &[("HUBSOAK__HUB__TOKEN_FILE", token.to_str().unwrap())],
-    )
-    .await;
+    let mut vars = vec![("HUBSOAK__HUB__TOKEN_FILE", token.to_str().unwrap())];
+    vars.extend(env);
+    common::hubsoak(&["validate", "--config", config.to_str().unwrap()], &vars).await
+}
+
+#[tokio::test]
+async fn the_shipped_cluster_config_is_valid() {
+    let out = validate_shipped_config(&[]).await;
     assert_eq!(out.code, 0, "{}", out.all());
     assert!(
         out.stdout

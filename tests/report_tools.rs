@@ -66,6 +66,22 @@ async fn chromium_dom(page: &Path) -> (String, String) {
     (dom, log)
 }
 
+/// `hubsoak report html REPORT -o PAGE`, which must succeed.
+async fn render_html(report: &Path, page: &Path) {
+    let out = hubsoak(
+        &[
+            "report",
+            "html",
+            report.to_str().unwrap(),
+            "-o",
+            page.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.all());
+}
+
 fn load(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).expect("written")).expect("JSON")
 }
@@ -207,18 +223,7 @@ async fn the_html_page_loads_in_headless_chromium_and_draws_its_charts() {
     let dir = tempfile::tempdir().unwrap();
     let report = stress_report(dir.path(), "r.json", "8", 300).await;
     let page = dir.path().join("r.html");
-    let out = hubsoak(
-        &[
-            "report",
-            "html",
-            report.to_str().unwrap(),
-            "-o",
-            page.to_str().unwrap(),
-        ],
-        &[],
-    )
-    .await;
-    assert_eq!(out.code, 0, "{}", out.all());
+    render_html(&report, &page).await;
     let html = std::fs::read_to_string(&page).unwrap();
     for external in ["src=", "href=", "@import", "url("] {
         assert!(!html.contains(external), "the page loads {external}");
@@ -250,18 +255,7 @@ async fn a_cycles_report_gets_a_chart_of_latency_by_cycle_size() {
     .await;
     assert_eq!(out.code, 0, "{}", out.all());
     let page = dir.path().join("cycles.html");
-    let out = hubsoak(
-        &[
-            "report",
-            "html",
-            report.to_str().unwrap(),
-            "-o",
-            page.to_str().unwrap(),
-        ],
-        &[],
-    )
-    .await;
-    assert_eq!(out.code, 0, "{}", out.all());
+    render_html(&report, &page).await;
     let html = std::fs::read_to_string(&page).unwrap();
     assert!(html.contains(r#"data-charts="3""#), "three charts");
     let (dom, log) = chromium_dom(&page).await;

@@ -123,6 +123,18 @@ impl Run {
             })
     }
 
+    /// `count` new names after the highest index among `existing`, so a run after a
+    /// `--keep` run never collides.
+    pub fn next_names(&self, existing: &[(OurName, User)], count: u64) -> Vec<OurName> {
+        let prefix = &self.target.prefix;
+        let first = existing
+            .iter()
+            .filter_map(|(n, _)| prefix.index_of(n.as_str()))
+            .max()
+            .map_or(1, |m| m + 1);
+        (first..first + count).map(|i| prefix.name(i)).collect()
+    }
+
     pub fn record(&self) -> MutexGuard<'_, Recorder> {
         self.recorder.lock().unwrap_or_else(|e| e.into_inner())
     }

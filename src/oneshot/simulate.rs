@@ -63,13 +63,7 @@ pub async fn run(
     )?;
     run.record().expect(JOURNEY);
     let existing = run.list_ours().await?;
-    let prefix = &s.target.prefix;
-    let first = existing
-        .iter()
-        .filter_map(|(n, _)| prefix.index_of(n.as_str()))
-        .max()
-        .map_or(1, |m| m + 1);
-    let names: Vec<OurName> = (first..first + s.users).map(|i| prefix.name(i)).collect();
+    let names = run.next_names(&existing, s.users);
 
     if s.target.dry_run {
         let h = |d: Duration| humantime::format_duration(d).to_string();

@@ -133,7 +133,6 @@ async fn run_once(
         "stop_timeout_s": s.stop_timeout.as_secs_f64(),
     });
     let run = Run::connect(&s.target, "stress-test", params, cancel).await?;
-    let prefix = &s.target.prefix;
     for action in ["create_user", "spawn"] {
         run.record().expect(action);
     }
@@ -143,13 +142,7 @@ async fn run_once(
     }
 
     let existing = run.list_ours().await?;
-    // Continue after the highest index in use, so a --keep re-run never collides.
-    let first = existing
-        .iter()
-        .filter_map(|(n, _)| prefix.index_of(n.as_str()))
-        .max()
-        .map_or(1, |m| m + 1);
-    let names: Vec<OurName> = (first..first + s.count).map(|i| prefix.name(i)).collect();
+    let names = run.next_names(&existing, s.count);
     let batch = s.batch_size as usize;
     let batches = names.len().div_ceil(batch);
     tracing::info!(existing = existing.len(), first = %names[0], last = %names[names.len() - 1], batches, "plan");

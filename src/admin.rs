@@ -1,9 +1,10 @@
 //! The admin HTTP server: `/metrics`, `/livez` (the process answers — never the hub),
-//! `/readyz` (settings loaded and the soak's loops running). Served on plain hyper.
+//! `/readyz` (hubsoak can do its job: the endpoint is a hub, the token is accepted and
+//! holds the scopes the work needs, the prefix lease is ours; else 503 with the reason).
+//! Served on plain hyper.
 
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -14,17 +15,27 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
 
-/// Whether the soak's loops are running.
-#[derive(Clone, Default)]
-pub struct Readiness(Arc<AtomicBool>);
+/// Whether the soak is doing its job, and if not, why.
+#[derive(Clone)]
+pub struct Readiness(Arc<Mutex<Result<(), String>>>);
+
+impl Default for Readiness {
+    fn default() -> Self {
+        Readiness(Arc::new(Mutex::new(Err("starting".into()))))
+    }
+}
 
 impl Readiness {
-    pub fn set(&self, ready: bool) {
-        self.0.store(ready, Ordering::SeqCst);
+    pub fn ready(&self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Ok(());
     }
 
-    pub fn get(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+    pub fn not_ready(&self, why: impl Into<String>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Err(why.into());
+    }
+
+    pub fn get(&self) -> Result<(), String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
@@ -58,8 +69,14 @@ async fn route(
             metrics.encode(),
         ),
         "/livez" => text(StatusCode::OK, plain, "ok\n"),
-        "/readyz" if ready.get() => text(StatusCode::OK, plain, "ready\n"),
-        "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, plain, "not ready\n"),
+        "/readyz" => match ready.get() {
+            Ok(()) => text(StatusCode::OK, plain, "ready\n"),
+            Err(why) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                plain,
+                format!("not ready: {why}\n"),
+            ),
+        },
         "/" => text(StatusCode::OK, plain, "hubsoak: /metrics /livez /readyz\n"),
         _ => text(StatusCode::NOT_FOUND, plain, "not found\n"),
     })

@@ -55,6 +55,10 @@ pub struct Cli {
     #[arg(long, global = true, help_heading = "Global options")]
     pub dry_run: bool,
 
+    /// Run a one-shot command on a prefix that another hubsoak holds (its lease)
+    #[arg(long, global = true, help_heading = "Global options")]
+    pub force: bool,
+
     /// Also write logs to a file: --log-to-file=PATH, or a new file in the temp dir
     #[arg(
         long,
@@ -186,6 +190,12 @@ pub struct SoakArgs {
     /// Stop by itself after this long (then apply on_exit)
     #[arg(long, value_name = "DURATION")]
     pub duration: Option<String>,
+    /// log.status_interval: a status line this often (0s: none)
+    #[arg(long, value_name = "DURATION")]
+    pub status_interval: Option<String>,
+    /// Write the run report (JSON, since start) here on exit, for `report diff`
+    #[arg(long, value_name = "PATH")]
+    pub report_json: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -96,6 +96,7 @@ pub async fn run(s: &DemoSettings, stop: CancellationToken) -> Result<SoakEnd, D
         hub: HubSettings {
             api_url,
             token,
+            token_file: None,
             request_timeout: Duration::from_secs(10),
             ca_file: None,
             max_in_flight: 64,
@@ -126,6 +127,10 @@ pub async fn run(s: &DemoSettings, stop: CancellationToken) -> Result<SoakEnd, D
         grace: Duration::from_secs(30),
         log_format: crate::cli::LogFormat::Text,
         duration: Some(s.duration),
+        status_interval: Duration::from_secs(30),
+        lease_ttl: Duration::from_secs(60),
+        report_json: None,
+        warnings: Vec::new(),
     };
     let end = soak::run(settings, listener, stop).await?;
     server.stop().await;

@@ -88,6 +88,9 @@ async fn run(settings: Settings) -> ExitCode {
     }
     let result = match &settings.command {
         CommandSettings::Validate(s) => {
+            for w in &s.warnings {
+                eprintln!("hubsoak: warning: {w}");
+            }
             print!("{}", s.to_toml());
             return ExitCode::SUCCESS;
         }
@@ -130,10 +133,14 @@ async fn run(settings: Settings) -> ExitCode {
         Ok((Outcome::Clean, _)) => ExitCode::SUCCESS,
         Ok((Outcome::Failures, _)) => ExitCode::from(EXIT_FAILURES),
         Ok((Outcome::ThresholdsMissed, _)) => ExitCode::from(EXIT_THRESHOLDS),
+        // Printed once, here; the log does not repeat it.
         Err(e) => {
-            tracing::error!(error = %e, "run failed");
             eprintln!("hubsoak: error: {e}");
-            ExitCode::from(EXIT_FAILURES)
+            ExitCode::from(if e.is_bad_input() {
+                EXIT_BAD_INPUT
+            } else {
+                EXIT_FAILURES
+            })
         }
     }
 }
@@ -164,7 +171,7 @@ async fn soak(settings: SoakSettings, cancel: CancellationToken) -> ExitCode {
 fn soak_exit(end: SoakEnd) -> ExitCode {
     match end {
         SoakEnd::Clean => ExitCode::SUCCESS,
-        SoakEnd::Incomplete => ExitCode::from(EXIT_FAILURES),
+        SoakEnd::Incomplete | SoakEnd::Unable => ExitCode::from(EXIT_FAILURES),
     }
 }
 

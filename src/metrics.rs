@@ -10,7 +10,7 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
-use crate::hub::{FailureReason, Observer, Operation};
+use crate::hub::{FailureReason, Observer, Operation, ProblemKind};
 
 /// JupyterHub's own spawn buckets, so ours and the hub's line up.
 pub const SPAWN_BUCKETS: [f64; 12] = [
@@ -73,6 +73,8 @@ pub struct Metrics {
     pub journey_failures: IntCounterVec,
     pub schedule_lag: HistogramVec,
     pub actions_dropped: IntCounterVec,
+    /// hubsoak's own faults (it cannot work), apart from the hub's.
+    pub problem: IntGaugeVec,
     hub_version: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
@@ -193,6 +195,14 @@ impl Metrics {
                 "Actions that could not run in their slot",
                 &["action"],
             ),
+            problem: IntGaugeVec::new(
+                Opts::new(
+                    "hubsoak_problem",
+                    "1 while hubsoak itself cannot work, by why (see /readyz)",
+                ),
+                &["problem"],
+            )
+            .expect("static metric definition"),
             hub_version: Default::default(),
             registry,
         };
@@ -220,6 +230,9 @@ impl Metrics {
             m.schedule_lag.with_label_values(&[a]);
             m.actions_dropped.with_label_values(&[a]);
         }
+        for p in ProblemKind::ALL {
+            m.problem.with_label_values(&[p.as_str()]);
+        }
         let mut collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(build_info),
             Box::new(m.hub_info.clone()),
@@ -236,6 +249,7 @@ impl Metrics {
             Box::new(m.ping_failures.clone()),
             Box::new(m.schedule_lag.clone()),
             Box::new(m.actions_dropped.clone()),
+            Box::new(m.problem.clone()),
         ];
         if journeys {
             for s in JOURNEY_STEPS {
@@ -262,6 +276,14 @@ impl Metrics {
         buf
     }
 
+    /// The hub's version, once a probe or check read it.
+    pub fn hub_version(&self) -> Option<String> {
+        self.hub_version
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Replaces the hub version series (there is only ever one).
     pub fn set_hub_version(&self, version: &str) {
         let mut current = self.hub_version.lock().unwrap_or_else(|e| e.into_inner());
@@ -271,6 +293,15 @@ impl Metrics {
         *current = Some(version.to_string());
         self.hub_info.reset();
         self.hub_info.with_label_values(&[version]).set(1);
+    }
+
+    /// The one problem hubsoak has now (`None`: it can work).
+    pub fn set_problem(&self, problem: Option<ProblemKind>) {
+        for p in ProblemKind::ALL {
+            self.problem
+                .with_label_values(&[p.as_str()])
+                .set(i64::from(Some(p) == problem));
+        }
     }
 
     pub fn lag(&self, action: &str, lag: Duration) {
@@ -331,6 +362,10 @@ mod tests {
             "hubsoak_ping_duration_seconds_count{target=\"user\"} 0",
             "hubsoak_schedule_lag_seconds_count{action=\"activity\"} 0",
             "hubsoak_actions_dropped_total{action=\"ping\"} 0",
+            "hubsoak_problem{problem=\"token_rejected\"} 0",
+            "hubsoak_problem{problem=\"missing_scope\"} 0",
+            "hubsoak_problem{problem=\"not_a_hub\"} 0",
+            "hubsoak_problem{problem=\"prefix_held\"} 0",
         ] {
             assert!(text.contains(name), "{name} missing");
         }

@@ -92,6 +92,71 @@ fn trim(v: f64) -> String {
     s.to_string()
 }
 
+impl Metric {
+    fn action(&self) -> Option<&str> {
+        match self {
+            Metric::Latency { action, .. } => Some(action),
+            Metric::FailureRatio(a) | Metric::Failures(a) => a.as_deref(),
+            Metric::Ok(a) => Some(a),
+            Metric::RequestFailureRatio => None,
+        }
+    }
+}
+
+/// The actions each command's report has, for checking threshold names when parsed.
+pub mod actions {
+    pub const STRESS_TEST: &[&str] = &["create_user", "spawn", "stop", "delete_user"];
+    pub const ACTIVITY: &[&str] = &["create_user", "activity", "ping", "delete_user"];
+    pub const SIMULATE: &[&str] = &[
+        "create_user",
+        "login",
+        "spawn",
+        "kernel_start",
+        "execute",
+        "kernel_stop",
+        "stop",
+        "journey",
+        "delete_user",
+    ];
+    pub const PURGE: &[&str] = &["stop", "delete_user"];
+    /// Any report's, soaks' included (`report diff`).
+    pub const ANY: &[&str] = &[
+        "create_user",
+        "login",
+        "spawn",
+        "kernel_start",
+        "execute",
+        "kernel_stop",
+        "stop",
+        "journey",
+        "activity",
+        "ping",
+        "delete_user",
+    ];
+}
+
+/// Refuses an action that `known` does not have, naming the closest one.
+fn known_action(expr: &str, metric: &Metric, known: &[&str]) -> Result<(), String> {
+    let Some(action) = metric.action() else {
+        return Ok(());
+    };
+    if known.contains(&action) {
+        return Ok(());
+    }
+    let closest = known
+        .iter()
+        .map(|k| (strsim::damerau_levenshtein(action, k), *k))
+        .filter(|(d, _)| *d <= 2)
+        .min();
+    let hint = closest
+        .map(|(_, k)| format!("did you mean {k:?}? "))
+        .unwrap_or_default();
+    Err(format!(
+        "{expr:?}: no action {action:?} in this command's report; {hint}(actions: {})",
+        known.join(", ")
+    ))
+}
+
 fn parse_stat(s: &str) -> Option<Stat> {
     match s {
         "min" => Some(Stat::Min),
@@ -255,6 +320,24 @@ pub struct DeltaThreshold {
     op: Op,
     limit: f64,
     relative: bool,
+}
+
+impl Threshold {
+    /// Parses `expr` and checks that its action is one of `known`.
+    pub fn parse_for(expr: &str, known: &[&str]) -> Result<Threshold, String> {
+        let t: Threshold = expr.parse()?;
+        known_action(expr, &t.metric, known)?;
+        Ok(t)
+    }
+}
+
+impl DeltaThreshold {
+    /// Parses `expr` and checks that its action is one of `known`.
+    pub fn parse_for(expr: &str, known: &[&str]) -> Result<DeltaThreshold, String> {
+        let t: DeltaThreshold = expr.parse()?;
+        known_action(expr, &t.metric, known)?;
+        Ok(t)
+    }
 }
 
 impl FromStr for DeltaThreshold {

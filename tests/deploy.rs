@@ -63,7 +63,7 @@ fn the_prometheus_rule_carries_exactly_the_plain_rules() {
             }
         }
     }
-    assert_eq!(alerts, 8);
+    assert_eq!(alerts, 9);
 }
 
 /// `kubectl kustomize DIR`, split into objects.

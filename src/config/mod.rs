@@ -18,10 +18,12 @@ use crate::hub::{ClientConfig, Token};
 use crate::mockhub::{Faults, MockConfig};
 
 use crate::names::Prefix;
+use crate::threshold::actions;
 
 pub mod journey;
 pub mod shard;
 pub mod soak;
+pub mod warnings;
 
 /// One problem with the input, naming where it came from.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -90,6 +92,8 @@ pub struct LogSettings {
 pub struct HubSettings {
     pub api_url: Url,
     pub token: Token,
+    /// Where the token came from, if a file: the soak re-reads it when it changes.
+    pub token_file: Option<PathBuf>,
     pub request_timeout: Duration,
     pub ca_file: Option<PathBuf>,
     pub max_in_flight: usize,
@@ -112,6 +116,8 @@ pub struct Target {
     pub hub: HubSettings,
     pub prefix: Prefix,
     pub dry_run: bool,
+    /// Go ahead on a prefix whose lease another instance holds.
+    pub force: bool,
 }
 
 /// Where a one-shot run's report goes, and the thresholds it must meet.
@@ -121,12 +127,22 @@ pub struct ReportSettings {
     pub thresholds: Vec<crate::threshold::Threshold>,
 }
 
-fn report_settings(args: &crate::cli::ReportArgs, p: &mut Problems) -> ReportSettings {
+/// `--report-json` and `--threshold`s, checked against the actions of the command's
+/// report (`known`).
+fn report_settings(
+    args: &crate::cli::ReportArgs,
+    known: &[&str],
+    p: &mut Problems,
+) -> ReportSettings {
     check_output_path("--report-json", &args.report_json, p);
     let thresholds = args
         .thresholds
         .iter()
-        .filter_map(|t| t.parse().map_err(|e| p.push("--threshold", e)).ok())
+        .filter_map(|t| {
+            crate::threshold::Threshold::parse_for(t, known)
+                .map_err(|e| p.push("--threshold", e))
+                .ok()
+        })
         .collect();
     ReportSettings {
         json: args.report_json.clone(),
@@ -372,7 +388,7 @@ impl Settings {
         }
         let command = match &cli.command {
             Command::Soak(args) => {
-                let o = soak_overrides(
+                let mut o = soak_overrides(
                     &cli,
                     args.config.clone(),
                     args.duration.clone(),
@@ -381,8 +397,11 @@ impl Settings {
                         ("population.target", &args.target),
                         ("metrics.listen", &args.metrics_listen),
                         ("shutdown.on_exit", &args.on_exit),
+                        ("log.status_interval", &args.status_interval),
                     ],
                 );
+                check_output_path("--report-json", &args.report_json, &mut problems);
+                o.report_json = args.report_json.clone();
                 soak_settings(&o, env, &mut problems, &mut log)
                     .map(|s| CommandSettings::Soak(Box::new(s)))
             }
@@ -431,6 +450,12 @@ fn soak_overrides(
     problems: &mut Problems,
     extra: &[(&'static str, &Option<String>)],
 ) -> soak::SoakOverrides {
+    if cli.force {
+        problems.push(
+            "--force",
+            "only one-shot commands take --force; a soak waits for the prefix lease",
+        );
+    }
     if cli.dry_run {
         problems.push(
             "--dry-run",
@@ -465,6 +490,7 @@ fn soak_overrides(
         config_file,
         pairs,
         duration,
+        report_json: None,
     }
 }
 
@@ -611,12 +637,14 @@ fn target(cli: &Cli, env: &HashMap<String, String>, problems: &mut Problems) -> 
         hub: HubSettings {
             api_url: api_url?,
             token: token?,
+            token_file: cli.token_file.clone(),
             request_timeout,
             ca_file: cli.ca_file.clone(),
             max_in_flight: 64,
         },
         prefix: prefix?,
         dry_run: cli.dry_run,
+        force: cli.force,
     })
 }
 
@@ -643,7 +671,7 @@ fn stress(
         Duration::ZERO,
     );
     let server = server_choice(&args.server, p);
-    let report = report_settings(&args.report, p);
+    let report = report_settings(&args.report, actions::STRESS_TEST, p);
     Some(StressSettings {
         target: target?,
         count,
@@ -696,7 +724,11 @@ fn report_job(cmd: &crate::cli::ReportCommand, p: &mut Problems) -> Option<Repor
             };
             let thresholds = thresholds
                 .iter()
-                .filter_map(|t| t.parse().map_err(|e| p.push("--threshold", e)).ok())
+                .filter_map(|t| {
+                    crate::threshold::DeltaThreshold::parse_for(t, actions::ANY)
+                        .map_err(|e| p.push("--threshold", e))
+                        .ok()
+                })
                 .collect();
             ReportJob::Diff {
                 base: base.clone(),
@@ -784,7 +816,7 @@ fn simulate(
     let api_url = target.as_ref().map(|t| t.hub.api_url.clone());
     let flag = |field: &str| format!("--{}", field.replace('_', "-"));
     let journey = journey::journey(&raw, api_url.as_ref(), &flag, &mut p.0);
-    let report = report_settings(&args.report, p);
+    let report = report_settings(&args.report, actions::SIMULATE, p);
     Some(SimulateSettings {
         target: target?,
         users,
@@ -815,7 +847,7 @@ fn activity(
     if ping_interval < Duration::from_millis(10) {
         p.push("--ping-interval", "must be at least 10ms");
     }
-    let report = report_settings(&args.report, p);
+    let report = report_settings(&args.report, actions::ACTIVITY, p);
     Some(ActivitySettings {
         target: target?,
         count,
@@ -833,7 +865,7 @@ fn purge(args: &PurgeArgs, target: Option<Target>, p: &mut Problems) -> Option<P
         parse_duration("--stop-timeout", &args.stop_timeout),
         Duration::ZERO,
     );
-    let report = report_settings(&args.report, p);
+    let report = report_settings(&args.report, actions::PURGE, p);
     Some(PurgeSettings {
         target: target?,
         batch_size,

@@ -38,6 +38,16 @@ pub enum OnExit {
     Purge,
 }
 
+impl OnExit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnExit::Leave => "leave",
+            OnExit::Stop => "stop",
+            OnExit::Purge => "purge",
+        }
+    }
+}
+
 fn human<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&humantime::format_duration(*d).to_string())
 }
@@ -100,6 +110,18 @@ pub struct SoakSettings {
     /// Stop by itself after this long (`--duration`); `None` runs until signalled.
     #[serde(serialize_with = "human_opt")]
     pub duration: Option<Duration>,
+    /// A status line this often; zero: none.
+    #[serde(serialize_with = "human")]
+    pub status_interval: Duration,
+    /// How long the prefix lease lasts unless renewed.
+    #[serde(serialize_with = "human")]
+    pub lease_ttl: Duration,
+    /// `--report-json`: the run report written on exit.
+    #[serde(skip)]
+    pub report_json: Option<PathBuf>,
+    /// Settings that are valid but cannot reach what they ask (one line each).
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 fn hub_view<S: serde::Serializer>(h: &HubSettings, s: S) -> Result<S::Ok, S::Error> {
@@ -129,16 +151,20 @@ fn prefix_view<S: serde::Serializer>(p: &Prefix, s: S) -> Result<S::Ok, S::Error
 impl SoakSettings {
     /// The effective settings as TOML, token redacted (`hubsoak validate`).
     pub fn to_toml(&self) -> String {
+        let mut users = match self.shard {
+            None => serde_json::json!({ "prefix": self.prefix.as_str() }),
+            Some((shard, shards)) => serde_json::json!({
+                "prefix": self.prefix.as_str().rsplit_once('-').map_or("", |(base, _)| base),
+                "shards": shards,
+                "shard": shard.to_string(),
+            }),
+        };
+        users["lease_ttl"] = humantime::format_duration(self.lease_ttl)
+            .to_string()
+            .into();
         let view = serde_json::json!({
             "hub": serde_json::to_value(self).ok().and_then(|v| v.get("hub").cloned()),
-            "users": match self.shard {
-                None => serde_json::json!({ "prefix": self.prefix.as_str() }),
-                Some((shard, shards)) => serde_json::json!({
-                    "prefix": self.prefix.as_str().rsplit_once('-').map_or("", |(base, _)| base),
-                    "shards": shards,
-                    "shard": shard.to_string(),
-                }),
-            },
+            "users": users,
             "population": self.population,
             "activity": {
                 "interval": humantime::format_duration(self.activity_interval).to_string(),
@@ -150,7 +176,10 @@ impl SoakSettings {
                 "on_exit": self.on_exit,
                 "grace": humantime::format_duration(self.grace).to_string(),
             },
-            "log": { "format": self.log_format },
+            "log": {
+                "format": self.log_format,
+                "status_interval": humantime::format_duration(self.status_interval).to_string(),
+            },
             "journey": self.journey_view(),
         });
         toml::to_string(&view).unwrap_or_default()
@@ -186,6 +215,7 @@ pub struct SoakOverrides {
     pub config_file: Option<PathBuf>,
     pub pairs: Vec<(&'static str, String)>,
     pub duration: Option<String>,
+    pub report_json: Option<PathBuf>,
 }
 
 fn known_keys() -> BTreeSet<String> {
@@ -501,6 +531,10 @@ pub fn load(
     let prefix = Prefix::new(&prefix)
         .map_err(|e| r.fail("users.prefix", e.to_string()))
         .ok();
+    let lease_ttl = r.duration("users.lease_ttl", true);
+    if !lease_ttl.is_zero() && lease_ttl < Duration::from_secs(5) {
+        r.fail("users.lease_ttl", "must be at least 5s");
+    }
     let shards = r.integer("users.shards", 1, 10_000) as u64;
     let shard = r.text("users.shard");
     let prefix = prefix.and_then(|p| {
@@ -630,6 +664,7 @@ pub fn load(
             LogFormat::Text
         }
     };
+    let status_interval = r.duration("log.status_interval", false);
     let journey_enabled = match r.text("journey.enabled").as_deref() {
         Some("true") => true,
         Some("false") => false,
@@ -685,10 +720,12 @@ pub fn load(
     else {
         return Err(vec![SettingsError::new("settings", "incomplete")]);
     };
-    Ok(SoakSettings {
+    let token_file = token_file.map(PathBuf::from);
+    let mut settings = SoakSettings {
         hub: HubSettings {
             api_url,
             token,
+            token_file,
             request_timeout,
             ca_file,
             max_in_flight,
@@ -720,7 +757,13 @@ pub fn load(
         log_format,
         journey,
         duration,
-    })
+        status_interval,
+        lease_ttl,
+        report_json: o.report_json.clone(),
+        warnings: Vec::new(),
+    };
+    settings.warnings = super::warnings::soak(&settings);
+    Ok(settings)
 }
 
 #[cfg(test)]
@@ -759,6 +802,7 @@ mod tests {
             config_file: Some(file),
             pairs: vec![("population.spawn_rate", "99".into())],
             duration: None,
+            report_json: None,
         };
         let e = env(&[
             ("HUBSOAK__POPULATION__TARGET", "7"),

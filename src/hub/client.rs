@@ -10,7 +10,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use eventsource_stream::Eventsource;
 use futures::stream::BoxStream;
 use futures::StreamExt;
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, RETRY_AFTER};
+use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
@@ -20,7 +20,7 @@ use super::error::{HubError, Operation};
 use super::models::{ApiError, HubVersion, ProgressEvent, User, UserPage};
 use super::observe::Observer;
 use super::retry::{Idempotency, RetryPolicy};
-use super::token::Token;
+use super::token::{AuthHeader, Token};
 use crate::names::{OurName, Prefix};
 
 const PAGINATION_ACCEPT: &str = "application/jupyterhub-pagination+json";
@@ -155,7 +155,9 @@ pub struct HubClient {
 struct Inner {
     http: reqwest::Client,
     api: Url,
-    auth: HeaderValue,
+    auth: AuthHeader,
+    /// Bumped on every 401 or 403: the soak re-checks that it can still work.
+    auth_refusals: tokio::sync::watch::Sender<u64>,
     cfg: ClientConfig,
     observer: Arc<dyn Observer>,
     permits: Semaphore,
@@ -176,9 +178,7 @@ impl HubClient {
         let http = builder
             .build()
             .map_err(|e| ClientBuildError::Http(e.to_string()))?;
-        let mut auth = HeaderValue::from_str(&format!("token {}", cfg.token.expose()))
-            .map_err(|_| ClientBuildError::Http("the token is not a valid header value".into()))?;
-        auth.set_sensitive(true);
+        let auth = AuthHeader::new(&cfg.token);
         let mut api = cfg.api_url.clone();
         if !api.path().ends_with('/') {
             api.set_path(&format!("{}/", api.path()));
@@ -188,6 +188,7 @@ impl HubClient {
                 http,
                 api,
                 auth,
+                auth_refusals: tokio::sync::watch::Sender::new(0),
                 permits: Semaphore::new(cfg.max_in_flight.max(1)),
                 cfg,
                 observer,
@@ -199,8 +200,18 @@ impl HubClient {
         &self.inner.api
     }
 
+    /// The header every request carries; share it to rotate the token everywhere.
+    pub fn auth(&self) -> &AuthHeader {
+        &self.inner.auth
+    }
+
+    /// Changes whenever the hub answers 401 or 403.
+    pub fn auth_refusals(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.auth_refusals.subscribe()
+    }
+
     /// `{api}/a/b/c`, each segment escaped.
-    fn api_path(&self, segments: &[&str]) -> Url {
+    pub(super) fn api_path(&self, segments: &[&str]) -> Url {
         let mut url = self.inner.api.clone();
         if let Ok(mut path) = url.path_segments_mut() {
             path.pop_if_empty().extend(segments);
@@ -229,7 +240,7 @@ impl HubClient {
 
     /// One call, retried per the policy. `handle` turns a response into a result; it
     /// answers statuses it does not expect with [`status_error`].
-    async fn call<T>(
+    pub(super) async fn call<T>(
         &self,
         op: Operation,
         idempotency: Idempotency,
@@ -273,7 +284,7 @@ impl HubClient {
         let started = Instant::now();
         let result = async {
             let response = build()
-                .header(AUTHORIZATION, self.inner.auth.clone())
+                .header(AUTHORIZATION, self.inner.auth.get())
                 .timeout(timeout)
                 .send()
                 .await
@@ -287,15 +298,31 @@ impl HubClient {
             handle(status, &headers, body)
         }
         .await;
-        self.inner.observer.on_request(
-            op,
-            started.elapsed(),
-            result.as_ref().err().map(HubError::reason),
-        );
+        let elapsed = started.elapsed();
+        match &result {
+            Ok(_) => {
+                tracing::debug!(operation = %op, ms = elapsed.as_millis() as u64, "request ok")
+            }
+            Err(e) => {
+                tracing::debug!(operation = %op, ms = elapsed.as_millis() as u64, error = %e, "request failed")
+            }
+        }
+        self.note_refusal(&result);
+        self.inner
+            .observer
+            .on_request(op, elapsed, result.as_ref().err().map(HubError::reason));
         result
     }
 
-    fn request(&self, method: Method, url: Url) -> reqwest::RequestBuilder {
+    fn note_refusal<T>(&self, result: &Result<T, HubError>) {
+        if let Err(e) = result {
+            if matches!(e.status(), Some(401 | 403)) {
+                self.inner.auth_refusals.send_modify(|n| *n += 1);
+            }
+        }
+    }
+
+    pub(super) fn request(&self, method: Method, url: Url) -> reqwest::RequestBuilder {
         self.inner.http.request(method, url)
     }
 
@@ -539,7 +566,7 @@ impl HubClient {
         let result = async {
             let send = self
                 .request(Method::GET, url.clone())
-                .header(AUTHORIZATION, self.inner.auth.clone())
+                .header(AUTHORIZATION, self.inner.auth.get())
                 .header(ACCEPT, "text/event-stream")
                 .send();
             let response = tokio::time::timeout(timeout, send)
@@ -753,7 +780,7 @@ fn decode_page(op: Operation, body: &Bytes) -> Result<Page, HubError> {
     Ok(Page { items, next_offset })
 }
 
-fn decode<T: DeserializeOwned>(op: Operation, body: &Bytes) -> Result<T, HubError> {
+pub(super) fn decode<T: DeserializeOwned>(op: Operation, body: &Bytes) -> Result<T, HubError> {
     serde_json::from_slice(body).map_err(|e| HubError::InvalidResponse {
         op,
         detail: e.to_string(),
@@ -769,7 +796,12 @@ fn api_message(body: &Bytes) -> String {
 
 /// An error for a status the call did not expect, with the hub's message and, on a
 /// 429, its `Retry-After`.
-fn status_error(op: Operation, status: StatusCode, headers: &HeaderMap, body: &Bytes) -> HubError {
+pub(super) fn status_error(
+    op: Operation,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> HubError {
     if status.is_success() {
         return HubError::InvalidResponse {
             op,

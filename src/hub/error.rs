@@ -17,10 +17,14 @@ pub enum Operation {
     Progress,
     Health,
     Version,
+    /// `GET /user`: who the token is and which scopes it holds.
+    Identity,
+    /// The prefix lease (a group's properties).
+    Lease,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 10] = [
+    pub const ALL: [Operation; 12] = [
         Operation::CreateUsers,
         Operation::DeleteUser,
         Operation::StartServer,
@@ -31,6 +35,8 @@ impl Operation {
         Operation::Progress,
         Operation::Health,
         Operation::Version,
+        Operation::Identity,
+        Operation::Lease,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -45,6 +51,8 @@ impl Operation {
             Operation::Progress => "progress",
             Operation::Health => "health",
             Operation::Version => "version",
+            Operation::Identity => "identity",
+            Operation::Lease => "lease",
         }
     }
 }

@@ -12,6 +12,31 @@ pub trait Observer: Send + Sync + 'static {
     fn on_retry(&self, op: Operation);
 }
 
+impl<T: Observer + ?Sized> Observer for std::sync::Arc<T> {
+    fn on_request(&self, op: Operation, elapsed: Duration, failure: Option<FailureReason>) {
+        (**self).on_request(op, elapsed, failure)
+    }
+
+    fn on_retry(&self, op: Operation) {
+        (**self).on_retry(op)
+    }
+}
+
+/// Tells both: e.g. the soak's metrics and the tally its end-of-run report is made from.
+pub struct Both<A, B>(pub A, pub B);
+
+impl<A: Observer, B: Observer> Observer for Both<A, B> {
+    fn on_request(&self, op: Operation, elapsed: Duration, failure: Option<FailureReason>) {
+        self.0.on_request(op, elapsed, failure);
+        self.1.on_request(op, elapsed, failure);
+    }
+
+    fn on_retry(&self, op: Operation) {
+        self.0.on_retry(op);
+        self.1.on_retry(op);
+    }
+}
+
 /// Observes nothing.
 pub struct NoopObserver;
 

@@ -1,7 +1,9 @@
 //! The API token: a secret that never reaches a log line, a report, `/metrics` or an error.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
+
+use reqwest::header::HeaderValue;
 
 /// A JupyterHub API token. `Debug` and `Display` print `[redacted]`; only
 /// [`Token::expose`] yields the value, and only the HTTP layer calls it.
@@ -13,7 +15,7 @@ pub struct Token(Arc<str>);
 pub enum InvalidToken {
     #[error("the token is empty")]
     Empty,
-    #[error("the token contains whitespace or control characters")]
+    #[error("the token contains whitespace, control or non-ASCII characters")]
     BadCharacters,
 }
 
@@ -24,7 +26,10 @@ impl Token {
         if value.is_empty() {
             return Err(InvalidToken::Empty);
         }
-        if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if value
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || !c.is_ascii())
+        {
             return Err(InvalidToken::BadCharacters);
         }
         Ok(Token(Arc::from(value)))
@@ -34,6 +39,43 @@ impl Token {
     pub fn expose(&self) -> &str {
         &self.0
     }
+}
+
+/// The `Authorization` header every hub request carries, shared by the API client and
+/// the journeys so that a rotated token (a rewritten `hub.token_file`) reaches them all
+/// at once. Built here only: the one place that turns a token into a header.
+#[derive(Clone)]
+pub struct AuthHeader(Arc<RwLock<HeaderValue>>);
+
+impl AuthHeader {
+    pub fn new(token: &Token) -> Self {
+        AuthHeader(Arc::new(RwLock::new(header_for(token))))
+    }
+
+    /// The current header (marked sensitive, so never printed by the HTTP stack).
+    pub fn get(&self) -> HeaderValue {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Uses `token` from now on.
+    pub fn set(&self, token: &Token) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = header_for(token);
+    }
+}
+
+impl fmt::Debug for AuthHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AuthHeader([redacted])")
+    }
+}
+
+/// `token T`, sensitive. A `Token` holds no whitespace or control characters, so it is
+/// always a valid header value.
+fn header_for(token: &Token) -> HeaderValue {
+    let mut value = HeaderValue::from_str(&format!("token {}", token.expose()))
+        .unwrap_or_else(|_| HeaderValue::from_static("token invalid"));
+    value.set_sensitive(true);
+    value
 }
 
 impl fmt::Debug for Token {

@@ -32,6 +32,15 @@ pub enum AuthMode {
 }
 
 impl AuthMode {
+    /// The scope hubsoak's token needs for this way into the servers.
+    pub fn need(&self) -> Option<crate::hub::Need> {
+        match self {
+            AuthMode::Token => Some(crate::hub::ACCESS_SERVERS),
+            AuthMode::UserToken => Some(crate::hub::TOKENS),
+            AuthMode::Form { .. } => None,
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             AuthMode::Token => "token",

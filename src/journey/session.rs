@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use url::Url;
 
 use super::{AuthMode, JourneyError, JourneySettings, KernelChannel};
-use crate::hub::{http_builder, ClientBuildError, Token};
+use crate::hub::{http_builder, AuthHeader, ClientBuildError, Token};
 
 /// Redirects followed at most in the OAuth handshake.
 const MAX_REDIRECTS: usize = 10;
@@ -23,7 +23,8 @@ pub struct Journeys {
     settings: Arc<JourneySettings>,
     /// Token mode: one client for every user.
     shared: reqwest::Client,
-    auth: HeaderValue,
+    /// hubsoak's own token (shared with the API client, so a rotated token reaches both).
+    auth: AuthHeader,
     /// The hub API, for user tokens.
     api_url: Url,
     ca_file: Option<std::path::PathBuf>,
@@ -42,7 +43,7 @@ impl Journeys {
     pub fn new(
         settings: JourneySettings,
         api_url: &Url,
-        token: &Token,
+        auth: &AuthHeader,
         ca_file: Option<&std::path::Path>,
         request_timeout: Duration,
     ) -> Result<Journeys, ClientBuildError> {
@@ -50,13 +51,10 @@ impl Journeys {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| ClientBuildError::Http(e.to_string()))?;
-        let mut auth = HeaderValue::from_str(&format!("token {}", token.expose()))
-            .map_err(|_| ClientBuildError::Http("the token is not a valid header value".into()))?;
-        auth.set_sensitive(true);
         Ok(Journeys {
             settings: Arc::new(settings),
             shared,
-            auth,
+            auth: auth.clone(),
             api_url: api_url.clone(),
             ca_file: ca_file.map(Into::into),
             request_timeout,
@@ -80,7 +78,7 @@ impl Journeys {
         let session = UserSession {
             name: user.to_string(),
             http: self.shared.clone(),
-            auth: Some(self.auth.clone()),
+            auth: Some(self.auth.get()),
             jar: None,
             server_url,
             xsrf: None,
@@ -153,7 +151,7 @@ impl Journeys {
         let answer = self
             .shared
             .post(tokens.clone())
-            .header(AUTHORIZATION, self.auth.clone())
+            .header(AUTHORIZATION, self.auth.get())
             .json(&json!({ "note": "hubsoak journey", "expires_in": USER_TOKEN_LIFETIME }))
             .send()
             .await
@@ -176,7 +174,7 @@ impl Journeys {
         }
         Ok(UserSession {
             auth: Some(auth),
-            revoke: Some((revoke, self.auth.clone())),
+            revoke: Some((revoke, self.auth.get())),
             ..session
         })
     }

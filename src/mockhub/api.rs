@@ -22,7 +22,7 @@ use super::state::{server_url, Phase};
 use super::MockHub;
 use crate::names::valid_server_name;
 
-type Resp = Response<Body>;
+pub(super) type Resp = Response<Body>;
 
 /// A connection dropped on purpose by the fault layer.
 #[derive(Debug)]
@@ -65,6 +65,7 @@ pub fn router(hub: MockHub) -> Router {
             axum::routing::post(activity),
         )
         .merge(super::singleuser::routes())
+        .merge(super::groups::routes())
         .fallback(|| async { api_error(StatusCode::NOT_FOUND, "Not Found") })
         .with_state(hub)
 }
@@ -117,6 +118,9 @@ pub async fn handle_with_faults(
             ));
         }
         malformed = cut;
+    }
+    if let Some(refused) = super::groups::check_scope(&hub, req.method(), path, req.headers()) {
+        return Ok(with_version(&hub, refused));
     }
     let (method, path, started) = (
         req.method().to_string(),
@@ -208,14 +212,8 @@ fn empty(status: StatusCode) -> Resp {
 
 /// The token check every authenticated route makes: `Authorization: token X` (or Bearer).
 pub(super) fn authorize(hub: &MockHub, headers: &HeaderMap) -> Result<(), Resp> {
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (scheme, token) = v.split_once(' ')?;
-            matches!(scheme.to_ascii_lowercase().as_str(), "token" | "bearer").then(|| token.trim())
-        });
-    if given == Some(hub.inner.cfg.token.as_str()) {
+    // Which scopes a known token holds is checked before any handler runs.
+    if super::groups::token_scopes(hub, headers).is_some() {
         Ok(())
     } else {
         Err(api_error(

@@ -4,6 +4,7 @@
 //! Where it and a real hub disagree, this is what must change.
 
 mod api;
+mod groups;
 mod singleuser;
 mod state;
 
@@ -29,8 +30,11 @@ pub const HUB_SPAWN_BUCKETS: [f64; 12] = [
 
 #[derive(Debug, Clone)]
 pub struct MockConfig {
-    /// The one API token the simulated hub accepts.
+    /// The API token with every scope (an admin's).
     pub token: String,
+    /// More tokens the hub accepts, each with only the scopes listed (as a service's
+    /// role would give them); a request needing another scope gets 403.
+    pub limited_tokens: Vec<(String, Vec<String>)>,
     /// Reported by `GET /hub/api/` and `X-JupyterHub-Version`.
     pub version: String,
     pub spawn_delay: Duration,
@@ -61,6 +65,7 @@ impl Default for MockConfig {
     fn default() -> Self {
         MockConfig {
             token: "mock-token".into(),
+            limited_tokens: Vec::new(),
             version: "6.1.1".into(),
             spawn_delay: Duration::from_secs(2),
             spawn_jitter: Duration::ZERO,
@@ -214,6 +219,8 @@ struct Inner {
     truth: Truth,
     counters: Counters,
     singleuser: Mutex<singleuser::SingleUserState>,
+    /// Groups by name: their properties.
+    groups: Mutex<std::collections::BTreeMap<String, serde_json::Value>>,
 }
 
 /// A simulated hub. Cheap to clone; clones share state, so a test can stop serving
@@ -255,6 +262,7 @@ impl MockHub {
                 truth: Truth::new(),
                 counters: Counters::default(),
                 singleuser: Mutex::default(),
+                groups: Mutex::default(),
             }),
         }
     }

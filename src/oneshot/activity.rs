@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{create_users, delete_users, print_plan, progress_bar, Outcome, Run, RunError};
 use crate::config::ActivitySettings;
+use crate::hub::{ACTIVITY, CREATE_USERS, LEASE, LIST_USERS, READ_USERS};
 use crate::names::OurName;
 use crate::report::RunReport;
 
@@ -22,7 +23,14 @@ pub async fn run(
         "count": s.count, "workers": s.workers, "rounds": s.rounds,
         "ping_interval_s": s.ping_interval.as_secs_f64(), "keep": s.keep,
     });
-    let run = Run::connect(&s.target, "activity-stress-test", params, cancel).await?;
+    let run = Run::connect(
+        &s.target,
+        "activity-stress-test",
+        params,
+        cancel,
+        &[CREATE_USERS, LIST_USERS, READ_USERS, ACTIVITY, LEASE],
+    )
+    .await?;
     let prefix = &s.target.prefix;
     for action in ["activity", "ping"] {
         run.record().expect(action);
@@ -61,7 +69,7 @@ pub async fn run(
                 format!("then delete the {} users this run created", to_create.len())
             },
         ]);
-        return run.finish(&s.report);
+        return run.finish(&s.report).await;
     }
 
     let t = Instant::now();
@@ -123,7 +131,7 @@ pub async fn run(
         delete_users(&run, created, 10, std::time::Duration::from_secs(60)).await;
         run.phase_done("delete", t);
     }
-    run.finish(&s.report)
+    run.finish(&s.report).await
 }
 
 /// Times `GET /users/{name}` every `interval` until `done`.

@@ -18,8 +18,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{ReportSettings, ServerChoice, Target};
 use crate::hub::{
-    ClientBuildError, HubClient, HubError, RequestTally, SpawnWaitError, StartOutcome,
-    StopWaitError, User,
+    CheckError, Claim, ClientBuildError, HubClient, HubError, Lease, Need, Problem, RequestTally,
+    SpawnWaitError, StartOutcome, StopWaitError, User,
 };
 use crate::names::OurName;
 use crate::report::{Recorder, ReportMeta, RunReport};
@@ -47,6 +47,9 @@ pub enum Outcome {
 pub enum RunError {
     #[error(transparent)]
     Client(#[from] ClientBuildError),
+    /// hubsoak cannot work on this hub as set up: bad input, found before any change.
+    #[error(transparent)]
+    Unusable(Problem),
     #[error("{doing}: {source}")]
     Hub {
         doing: &'static str,
@@ -61,6 +64,16 @@ pub enum RunError {
     },
 }
 
+impl RunError {
+    /// Whether this is bad input (exit 2) rather than a run that failed.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, RunError::Unusable(_))
+    }
+}
+
+/// How long a one-shot's prefix lease lasts unless renewed.
+const LEASE_TTL: Duration = Duration::from_secs(60);
+
 /// One run's shared parts: the client, what it counted, what the run recorded.
 pub struct Run {
     pub client: HubClient,
@@ -69,24 +82,33 @@ pub struct Run {
     recorder: Arc<Mutex<Recorder>>,
     pub cancel: CancellationToken,
     meta: ReportMeta,
+    /// The prefix lease while this run holds it, and its renewal.
+    lease: Option<(Lease, tokio::task::JoinHandle<()>)>,
 }
 
 impl Run {
+    /// Checks that hubsoak can do work needing `needs` on the hub and takes the prefix
+    /// lease, before any state-changing request; a problem is [`RunError::Unusable`].
     pub async fn connect(
         target: &Target,
         command: &str,
         parameters: serde_json::Value,
         cancel: CancellationToken,
+        needs: &[Need],
     ) -> Result<Run, RunError> {
         let tally = Arc::new(RequestTally::default());
         let client = HubClient::new(target.hub.client_config(), tally.clone())?;
-        let hub_version = match client.version().await {
-            Ok(v) => Some(v.version),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the hub's version");
-                None
+        let hub_version = match client.check_access(needs).await {
+            Ok(access) => Some(access.version),
+            Err(CheckError::Problem(p)) => return Err(RunError::Unusable(p)),
+            Err(CheckError::Unreachable(source)) => {
+                return Err(RunError::Hub {
+                    doing: "checking the hub and the token",
+                    source,
+                })
             }
         };
+        let lease = take_lease(&client, target).await?;
         tracing::info!(
             endpoint = %target.hub.api_url,
             hub_version = hub_version.as_deref().unwrap_or("unknown"),
@@ -109,6 +131,7 @@ impl Run {
                 started_at: Utc::now(),
                 parameters,
             },
+            lease,
         })
     }
 
@@ -146,7 +169,16 @@ impl Run {
 
     /// Checks the thresholds, prints the table to stdout, writes the JSON, and says how
     /// the run went: with thresholds, they alone decide; without, any failure does.
-    pub fn finish(self, settings: &ReportSettings) -> Result<(Outcome, RunReport), RunError> {
+    pub async fn finish(
+        mut self,
+        settings: &ReportSettings,
+    ) -> Result<(Outcome, RunReport), RunError> {
+        if let Some((lease, renewal)) = self.lease.take() {
+            renewal.abort();
+            if let Err(e) = lease.release().await {
+                tracing::warn!(error = %e, "cannot release the prefix lease; it expires by itself");
+            }
+        }
         let mut report = self.record().report(self.meta.clone(), &self.tally);
         report.thresholds = settings
             .thresholds
@@ -169,6 +201,60 @@ impl Run {
             Outcome::Clean
         };
         Ok((outcome, report))
+    }
+}
+
+/// Takes the prefix lease for the run (renewed until it ends), or refuses to run on a
+/// prefix another instance holds — unless `--force`. A dry run only looks.
+async fn take_lease(
+    client: &HubClient,
+    target: &Target,
+) -> Result<Option<(Lease, tokio::task::JoinHandle<()>)>, RunError> {
+    let lease = Lease::new(client.clone(), &target.prefix, LEASE_TTL);
+    let hub_error = |source| RunError::Hub {
+        doing: "taking the prefix lease",
+        source,
+    };
+    let holder = if target.dry_run {
+        lease
+            .read()
+            .await
+            .map_err(hub_error)?
+            .filter(|h| h.expires > Utc::now())
+    } else {
+        let mut claim = lease.acquire().await.map_err(hub_error)?;
+        if claim == Claim::Contended {
+            claim = lease.acquire().await.map_err(hub_error)?;
+        }
+        match claim {
+            Claim::Held => {
+                let renewing = lease.clone();
+                let renewal = tokio::spawn(async move {
+                    let mut every = tokio::time::interval(LEASE_TTL / 3);
+                    every.tick().await;
+                    loop {
+                        every.tick().await;
+                        if let Err(e) = renewing.renew().await {
+                            tracing::warn!(error = %e, "cannot renew the prefix lease");
+                        }
+                    }
+                });
+                return Ok(Some((lease, renewal)));
+            }
+            Claim::HeldBy(h) => Some(h),
+            Claim::Contended => None,
+        }
+    };
+    match holder {
+        None => Ok(None),
+        Some(h) if target.force => {
+            tracing::warn!(holder = %h, "prefix held by another hubsoak; going ahead (--force)");
+            Ok(None)
+        }
+        Some(h) => Err(RunError::Unusable(Problem::PrefixHeld {
+            prefix: target.prefix.as_str().to_string(),
+            holder: h.to_string(),
+        })),
     }
 }
 

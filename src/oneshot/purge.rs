@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{delete_users, print_plan, stop_servers, Outcome, Run, RunError};
 use crate::config::PurgeSettings;
+use crate::hub::{CREATE_USERS, LEASE, LIST_USERS, SERVERS};
 use crate::report::RunReport;
 
 pub async fn run(
@@ -16,7 +17,14 @@ pub async fn run(
 ) -> Result<(Outcome, RunReport), RunError> {
     let params =
         json!({ "batch_size": s.batch_size, "stop_timeout_s": s.stop_timeout.as_secs_f64() });
-    let run = Run::connect(&s.target, "purge", params, cancel).await?;
+    let run = Run::connect(
+        &s.target,
+        "purge",
+        params,
+        cancel,
+        &[CREATE_USERS, LIST_USERS, SERVERS, LEASE],
+    )
+    .await?;
     run.record().expect("stop");
     run.record().expect("delete_user");
     let ours = run.list_ours().await?;
@@ -45,7 +53,7 @@ pub async fn run(
             ),
             "no other user is touched".to_string(),
         ]);
-        return run.finish(&s.report);
+        return run.finish(&s.report).await;
     }
     let batch = s.batch_size as usize;
     let t = Instant::now();
@@ -60,5 +68,5 @@ pub async fn run(
     )
     .await;
     run.phase_done("delete", t);
-    run.finish(&s.report)
+    run.finish(&s.report).await
 }

@@ -15,7 +15,7 @@ use super::{
     create_users, delete_users, print_plan, spawn_server, Outcome, Run, RunError, Spawned,
 };
 use crate::config::SimulateSettings;
-use crate::hub::StopWaitError;
+use crate::hub::{Need, StopWaitError, CREATE_USERS, LEASE, LIST_USERS, READ_USERS, SERVERS};
 use crate::journey::{run_kernel_session, JourneyError, Journeys, SessionEnd, Step, StepSink};
 use crate::names::OurName;
 use crate::report::RunReport;
@@ -30,6 +30,13 @@ impl StepSink for Run {
             Err(e) => self.record().failure(step.as_str(), e.reason()),
         }
     }
+}
+
+/// The scopes a `simulate` run needs: a stress test's, and its journeys' way in.
+fn needs(j: &crate::journey::JourneySettings) -> Vec<Need> {
+    let mut needs = vec![CREATE_USERS, LIST_USERS, READ_USERS, SERVERS, LEASE];
+    needs.extend(j.auth.need());
+    needs
 }
 
 pub async fn run(
@@ -52,12 +59,12 @@ pub async fn run(
         "user_options": s.server.user_options,
         "keep": s.keep,
     });
-    let run = Run::connect(&s.target, "simulate", params, cancel).await?;
+    let run = Run::connect(&s.target, "simulate", params, cancel, &needs(j)).await?;
     let hub = &s.target.hub;
     let journeys = Journeys::new(
         j.clone(),
         &hub.api_url,
-        &hub.token,
+        run.client.auth(),
         hub.ca_file.as_deref(),
         hub.request_timeout,
     )?;
@@ -94,7 +101,7 @@ pub async fn run(
                 "then delete every user this run created".to_string()
             },
         ]);
-        return run.finish(&s.report);
+        return run.finish(&s.report).await;
     }
 
     let t = Instant::now();
@@ -123,7 +130,7 @@ pub async fn run(
         delete_users(&run, created, 10, s.stop_timeout).await;
         run.phase_done("delete", t);
     }
-    run.finish(&s.report)
+    run.finish(&s.report).await
 }
 
 fn uniform(min: Duration, max: Duration) -> Duration {

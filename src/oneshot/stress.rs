@@ -12,6 +12,7 @@ use super::{
     Outcome, Run, RunError, Spawned,
 };
 use crate::config::{ReportSettings, StressSettings};
+use crate::hub::{CREATE_USERS, LEASE, LIST_USERS, READ_USERS, SERVERS};
 use crate::names::OurName;
 use crate::report::merge::merge;
 use crate::report::{fmt_secs, Latency, RunReport};
@@ -132,7 +133,14 @@ async fn run_once(
         "spawn_timeout_s": s.spawn_timeout.as_secs_f64(),
         "stop_timeout_s": s.stop_timeout.as_secs_f64(),
     });
-    let run = Run::connect(&s.target, "stress-test", params, cancel).await?;
+    let run = Run::connect(
+        &s.target,
+        "stress-test",
+        params,
+        cancel,
+        &[CREATE_USERS, LIST_USERS, READ_USERS, SERVERS, LEASE],
+    )
+    .await?;
     for action in ["create_user", "spawn"] {
         run.record().expect(action);
     }
@@ -168,7 +176,7 @@ async fn run_once(
                 "then stop every server and delete every user this run created".to_string()
             },
         ]);
-        return run.finish(&s.report);
+        return run.finish(&s.report).await;
     }
 
     let t = Instant::now();
@@ -223,5 +231,5 @@ async fn run_once(
         delete_users(&run, created, batch, s.stop_timeout).await;
         run.phase_done("delete", t);
     }
-    run.finish(&s.report)
+    run.finish(&s.report).await
 }

@@ -51,6 +51,11 @@ impl Latency {
         self.hist.len()
     }
 
+    /// Forgets every sample, keeping the memory.
+    pub fn reset(&mut self) {
+        self.hist.reset();
+    }
+
     pub fn quantile(&self, q: f64) -> Duration {
         Duration::from_micros(self.hist.value_at_quantile(q))
     }

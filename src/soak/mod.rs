@@ -2,8 +2,10 @@
 //! export what is measured on the admin server, until a signal (or `--duration`); then
 //! apply `shutdown.on_exit` within `shutdown.grace`.
 
+pub mod gate;
 pub mod population;
 pub mod probes;
+pub mod record;
 pub mod schedule;
 
 use std::sync::{Arc, Mutex};
@@ -15,9 +17,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, Readiness};
 use crate::config::soak::{OnExit, SoakSettings};
-use crate::hub::{ClientBuildError, HubClient, HubError};
+use crate::hub::{
+    Both, ClientBuildError, HubClient, HubError, Lease, Need, ACTIVITY, CREATE_USERS, LEASE,
+    LIST_USERS, READ_USERS, SERVERS,
+};
 use crate::journey::Journeys;
 use crate::metrics::Metrics;
+use crate::report::ReportMeta;
+use gate::{Gate, Interrupted};
+use record::SoakRecord;
 
 /// Servers stopped (or users deleted) at once on the way out.
 const EXIT_CONCURRENCY: usize = 32;
@@ -44,6 +52,23 @@ pub enum SoakEnd {
     Clean,
     /// on_exit could not finish within the grace period (or the hub refused).
     Incomplete,
+    /// hubsoak could not work when it ended (a problem of its own: see hubsoak_problem),
+    /// or never got to work at all.
+    Unable,
+}
+
+/// The scopes the configured soak needs.
+pub fn needs(settings: &SoakSettings) -> Vec<Need> {
+    let mut needs = vec![
+        CREATE_USERS,
+        LIST_USERS,
+        READ_USERS,
+        SERVERS,
+        ACTIVITY,
+        LEASE,
+    ];
+    needs.extend(settings.journey.as_ref().and_then(|j| j.auth.need()));
+    needs
 }
 
 /// Runs the soak. The admin server answers on `listener` from the start to the end;
@@ -55,12 +80,16 @@ pub async fn run(
 ) -> Result<SoakEnd, SoakError> {
     let settings = Arc::new(settings);
     let metrics = Metrics::new(settings.journey.is_some());
-    let client = HubClient::new(settings.hub.client_config(), Arc::new(metrics.clone()))?;
+    let record = SoakRecord::new(metrics.clone(), settings.journey.is_some());
+    let client = HubClient::new(
+        settings.hub.client_config(),
+        Arc::new(Both(metrics.clone(), record.tally.clone())),
+    )?;
     let journeys = match &settings.journey {
         Some(j) => Some(Arc::new(Journeys::new(
             j.clone(),
             &settings.hub.api_url,
-            &settings.hub.token,
+            client.auth(),
             settings.hub.ca_file.as_deref(),
             settings.hub.request_timeout,
         )?)),
@@ -74,7 +103,11 @@ pub async fn run(
         ready.clone(),
         admin_stop.clone(),
     ));
+    for w in &settings.warnings {
+        tracing::warn!("{w}");
+    }
 
+    let started_at = chrono::Utc::now();
     if let Some(d) = settings.duration {
         let stop = stop.clone();
         tokio::spawn(async move {
@@ -86,18 +119,11 @@ pub async fn run(
     let probe_user = Arc::new(Mutex::new(None));
     let probes = tokio::spawn(probes::run(
         client.clone(),
-        metrics.clone(),
+        record.clone(),
         settings.ping_interval,
         probe_user.clone(),
         stop.clone(),
     ));
-    let population = population::Population::new(
-        client.clone(),
-        metrics.clone(),
-        settings.clone(),
-        probe_user,
-        journeys,
-    );
     tracing::info!(
         endpoint = %settings.hub.api_url,
         prefix = settings.prefix.as_str(),
@@ -105,14 +131,58 @@ pub async fn run(
         journeys = settings.journey.is_some(),
         "soak started"
     );
-    ready.set(true);
-    population.run(stop.clone()).await;
-    ready.set(false);
+    let mut gate = Gate::new(
+        client.clone(),
+        metrics.clone(),
+        ready.clone(),
+        needs(&settings),
+        Lease::new(client.clone(), &settings.prefix, settings.lease_ttl),
+        settings.hub.token_file.clone(),
+    );
+    // Run the population while hubsoak can work; wait while it cannot.
+    while gate.wait_until_able(&stop).await {
+        let run = stop.child_token();
+        let population = population::Population::new(
+            client.clone(),
+            record.clone(),
+            settings.clone(),
+            probe_user.clone(),
+            journeys.clone(),
+        );
+        let (_, why) = tokio::join!(population.run(run.clone()), async {
+            let why = gate.watch(&run).await;
+            run.cancel();
+            why
+        });
+        if matches!(why, Interrupted::Stop) || stop.is_cancelled() {
+            break;
+        }
+        tracing::warn!("the population is paused until hubsoak can work again");
+    }
+    ready.not_ready("shutting down");
     let _ = probes.await;
 
-    tracing::info!(on_exit = ?settings.on_exit, grace = ?settings.grace, "shutting down");
+    let end = if gate.holding && gate.problem().is_none() {
+        apply_on_exit(&client, &settings).await
+    } else {
+        tracing::error!(
+            problem = gate.problem().map_or("none", |p| p.kind().as_str()),
+            worked = gate.worked,
+            "hubsoak could not work when it ended; on_exit not applied"
+        );
+        SoakEnd::Unable
+    };
+    gate.release().await;
+    summary(&record, &settings, started_at);
+    admin_stop.cancel();
+    let _ = admin.await;
+    Ok(end)
+}
+
+async fn apply_on_exit(client: &HubClient, settings: &SoakSettings) -> SoakEnd {
+    tracing::info!(on_exit = settings.on_exit.as_str(), grace = ?settings.grace, "shutting down");
     let started = Instant::now();
-    let end = match tokio::time::timeout(settings.grace, on_exit(&client, &settings)).await {
+    match tokio::time::timeout(settings.grace, on_exit(client, settings)).await {
         Ok(Ok(())) => {
             tracing::info!(
                 seconds = started.elapsed().as_secs_f64(),
@@ -128,10 +198,37 @@ pub async fn run(
             tracing::error!(grace = ?settings.grace, "shutdown did not finish within the grace period");
             SoakEnd::Incomplete
         }
+    }
+}
+
+/// The end-of-run table on stdout, as the one-shots print it, and `--report-json`.
+fn summary(
+    record: &SoakRecord,
+    settings: &SoakSettings,
+    started_at: chrono::DateTime<chrono::Utc>,
+) {
+    let meta = ReportMeta {
+        command: "soak".into(),
+        endpoint: settings.hub.api_url.to_string(),
+        hub_version: record.metrics().hub_version(),
+        prefix: settings.prefix.as_str().to_string(),
+        dry_run: false,
+        started_at,
+        parameters: serde_json::json!({
+            "population": settings.population,
+            "activity_interval_s": settings.activity_interval.as_secs_f64(),
+            "ping_interval_s": settings.ping_interval.as_secs_f64(),
+            "journeys": settings.journey.is_some(),
+            "on_exit": settings.on_exit,
+        }),
     };
-    admin_stop.cancel();
-    let _ = admin.await;
-    Ok(end)
+    let report = record.report(meta);
+    print!("{}", report.render());
+    if let Some(path) = &settings.report_json {
+        if let Err(e) = crate::oneshot::write_report(path, &report) {
+            tracing::error!(error = %e, "cannot write the report");
+        }
+    }
 }
 
 /// `leave` nothing, `stop` our servers, or `purge` our users — only users with our

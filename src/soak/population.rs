@@ -27,8 +27,9 @@ use tokio_util::time::DelayQueue;
 use crate::config::soak::SoakSettings;
 use crate::hub::{HubClient, SpawnWaitError, StartOutcome, StopWaitError, User};
 use crate::journey::{run_kernel_session, JourneyError, Journeys, SessionEnd, Step, StepSink};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, SERVER_STATES};
 use crate::names::OurName;
+use crate::soak::record::{Census, Ended, SoakRecord};
 use crate::soak::schedule::{peak, target_at, Planner};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,18 +110,11 @@ enum Done {
 /// How long journeys get to stop their kernels when the soak stops.
 const JOURNEY_DRAIN: Duration = Duration::from_secs(10);
 
-/// Journey steps go to the journey metrics; only successful steps are timed (failures,
-/// often timeouts, are counted instead).
-impl StepSink for Metrics {
-    fn step(&self, step: Step, took: Duration, result: Result<(), &JourneyError>) {
-        journey_step(self, step, took, result.is_ok());
-    }
-}
-
 /// The reconciler. `run` consumes it.
 pub struct Population {
     client: HubClient,
     metrics: Metrics,
+    record: Arc<SoakRecord>,
     settings: Arc<SoakSettings>,
     user_options: Option<Arc<Value>>,
     slots: Vec<Slot>,
@@ -144,11 +138,16 @@ pub struct Population {
 impl Population {
     pub fn new(
         client: HubClient,
-        metrics: Metrics,
+        record: Arc<SoakRecord>,
         settings: Arc<SoakSettings>,
         probe_user: Arc<Mutex<Option<String>>>,
         journeys: Option<Arc<Journeys>>,
     ) -> Self {
+        let metrics = record.metrics().clone();
+        // A new run counts its slots afresh (a paused run left its counts behind).
+        for state in SERVER_STATES {
+            metrics.servers.with_label_values(&[state]).set(0);
+        }
         let p = &settings.population;
         // With stages, every slot the peak needs exists from the start; the target
         // decides which are active.
@@ -179,6 +178,7 @@ impl Population {
             started: Instant::now(),
             client,
             metrics,
+            record,
             user_options,
             slots,
             queue: DelayQueue::new(),
@@ -201,8 +201,13 @@ impl Population {
             return;
         };
         self.adopt(existing).await;
-        let mut summary = tokio::time::interval(Duration::from_secs(60));
-        summary.tick().await;
+        let status_every = self.settings.status_interval;
+        let mut status = tokio::time::interval(if status_every.is_zero() {
+            Duration::from_secs(3600)
+        } else {
+            status_every
+        });
+        status.tick().await;
         let staged = !self.settings.population.stages.is_empty();
         let mut stage_tick = tokio::time::interval(Duration::from_millis(250));
         self.started = Instant::now();
@@ -218,7 +223,7 @@ impl Population {
                     let (slot, due, epoch) = expired.into_inner();
                     self.on_due(slot, due, epoch, planned);
                 }
-                _ = summary.tick() => self.log_summary(),
+                _ = status.tick(), if !status_every.is_zero() => self.record.status(self.census()),
                 _ = stage_tick.tick(), if staged => {
                     let target = target_at(&self.settings.population.stages, self.started.elapsed());
                     self.set_target(target);
@@ -233,7 +238,6 @@ impl Population {
         }
         self.journey_tasks.abort_all();
         self.tasks.abort_all();
-        self.log_summary();
     }
 
     /// Our users on the hub, retried until the hub answers or `stop`.
@@ -491,7 +495,7 @@ impl Population {
         };
         let (_, tx, name, server) = self.task_parts(i);
         let epoch = self.slots[i].epoch;
-        let metrics = self.metrics.clone();
+        let record = self.record.clone();
         // Cancelled by the soak's end, or by this slot's retirement.
         let stop = self.journey_stop.child_token();
         self.slots[i].journey = Some(stop.clone());
@@ -508,11 +512,11 @@ impl Population {
                 }
             };
             if journeys.logs_in() {
-                metrics.step(Step::Login, started.elapsed(), opened.as_ref().map(|_| ()));
+                record.step(Step::Login, started.elapsed(), opened.as_ref().map(|_| ()));
             }
             let end = match opened {
                 Ok(mut user) => {
-                    let end = run_kernel_session(&mut user, j, until, &stop, &metrics).await;
+                    let end = run_kernel_session(&mut user, j, until, &stop, &*record).await;
                     user.close(j.step_timeout).await;
                     end
                 }
@@ -523,7 +527,8 @@ impl Population {
             };
             match &end {
                 SessionEnd::Cancelled => {}
-                SessionEnd::Failed { step, error } => tracing::warn!(
+                // The failed step was logged where it was recorded.
+                SessionEnd::Failed { step, error } => tracing::debug!(
                     user = %name,
                     step = step.as_str(),
                     %error,
@@ -580,18 +585,21 @@ impl Population {
         let lag = planned.elapsed();
         // The previous report is still out, or this one missed its whole slot.
         if self.slots[i].activity_busy || lag > interval {
-            self.metrics.dropped("activity");
+            self.record.dropped("activity");
             return;
         }
-        self.metrics.lag("activity", lag);
+        self.record.lag("activity", lag);
         self.slots[i].activity_busy = true;
         let (client, tx, name, server) = self.task_parts(i);
+        let record = self.record.clone();
         self.tasks.spawn(async move {
-            if let Err(e) = client
+            let sent = std::time::Instant::now();
+            match client
                 .post_activity(name.as_str(), &server, chrono::Utc::now())
                 .await
             {
-                tracing::debug!(user = %name, error = %e, "activity failed");
+                Ok(()) => record.activity(Ok(sent.elapsed()), &name),
+                Err(e) => record.activity(Err((e.reason().as_str(), &e)), &name),
             }
             let _ = tx.send(Done::Activity(i));
         });
@@ -600,16 +608,15 @@ impl Population {
     fn launch_spawn(&mut self, i: usize, planned: Instant) {
         self.set(i, State::Starting);
         self.spawns_in_flight += 1;
-        self.metrics.lag("spawn", planned.elapsed());
+        self.record.lag("spawn", planned.elapsed());
         let (client, tx, name, server) = self.task_parts(i);
         let exists = self.slots[i].exists;
         let options = self.user_options.clone();
-        let metrics = self.metrics.clone();
+        let record = self.record.clone();
         let timeout = self.settings.population.spawn_timeout;
-        let journeys = self.journeys.is_some();
         self.tasks.spawn(async move {
             let planned = planned.into_std();
-            let result = spawn(
+            let (result, why) = spawn(
                 &client,
                 &name,
                 &server,
@@ -619,50 +626,42 @@ impl Population {
                 timeout,
             )
             .await;
-            let status = match result {
-                SpawnResult::Ready => "success",
-                SpawnResult::TimedOut => "timeout",
-                SpawnResult::Failed | SpawnResult::NoUser => "failure",
+            let ended = match (&result, &why) {
+                (SpawnResult::Ready, _) => Ended::Success,
+                (SpawnResult::TimedOut, _) => Ended::Timeout,
+                (_, Some((reason, _))) => Ended::Failure(reason),
+                (_, None) => Ended::Failure("spawn_failed"),
             };
-            metrics
-                .spawn_duration
-                .with_label_values(&[status])
-                .observe(planned.elapsed().as_secs_f64());
-            if journeys {
-                journey_step(
-                    &metrics,
-                    Step::Spawn,
-                    planned.elapsed(),
-                    status == "success",
-                );
-            }
+            let detail = why.map(|(_, d)| d).unwrap_or_default();
+            record.spawn_finished(ended, planned.elapsed(), &name, &detail);
             let _ = tx.send(Done::Spawn(i, result));
         });
     }
 
     fn launch_stop(&mut self, i: usize, planned: Instant) {
         self.set(i, State::Stopping);
-        self.metrics.lag("stop", planned.elapsed());
+        self.record.lag("stop", planned.elapsed());
         let (client, tx, name, server) = self.task_parts(i);
-        let metrics = self.metrics.clone();
-        let deadline = (planned + self.settings.population.stop_timeout).into_std();
-        let journeys = self.journeys.is_some();
+        let record = self.record.clone();
+        let stop_timeout = self.settings.population.stop_timeout;
+        let deadline = (planned + stop_timeout).into_std();
         self.tasks.spawn(async move {
             let result = client.stop_and_wait(&name, &server, deadline).await;
-            let status = match &result {
-                Ok(()) => "success",
-                Err(StopWaitError::TimedOut) => "timeout",
+            let took = planned.elapsed();
+            match &result {
+                Ok(()) => record.stop_finished(Ended::Success, took, &name, &""),
+                Err(StopWaitError::TimedOut) => record.stop_finished(
+                    Ended::Timeout,
+                    took,
+                    &name,
+                    &format_args!(
+                        "still running after {}",
+                        humantime::format_duration(stop_timeout)
+                    ),
+                ),
                 Err(StopWaitError::Hub(e)) => {
-                    tracing::debug!(user = %name, error = %e, "stop failed");
-                    "failure"
+                    record.stop_finished(Ended::Failure(e.reason().as_str()), took, &name, e)
                 }
-            };
-            metrics
-                .stop_duration
-                .with_label_values(&[status])
-                .observe(planned.elapsed().as_secs_f64());
-            if journeys {
-                journey_step(&metrics, Step::Stop, planned.elapsed(), status == "success");
             }
             let _ = tx.send(Done::Stop(i, result.is_ok()));
         });
@@ -703,32 +702,15 @@ impl Population {
         }
     }
 
-    fn log_summary(&self) {
+    fn census(&self) -> Census {
         let count = |state| self.slots.iter().filter(|s| s.state == state).count();
-        tracing::info!(
-            target = self.slots.len(),
-            running = count(State::Running),
-            starting = count(State::Starting),
-            stopping = count(State::Stopping),
-            failed = count(State::Failed),
-            queued = count(State::Absent),
-            "population"
-        );
-    }
-}
-
-/// A journey step into the metrics (the spawn and stop of its server are steps too).
-fn journey_step(metrics: &Metrics, step: Step, took: Duration, ok: bool) {
-    if ok {
-        metrics
-            .journey_step_duration
-            .with_label_values(&[step.as_str()])
-            .observe(took.as_secs_f64());
-    } else {
-        metrics
-            .journey_failures
-            .with_label_values(&[step.as_str()])
-            .inc();
+        Census {
+            target: self.slots.iter().filter(|s| s.active).count(),
+            running: count(State::Running),
+            starting: count(State::Starting),
+            stopping: count(State::Stopping),
+            failed: count(State::Failed),
+        }
     }
 }
 
@@ -741,7 +723,7 @@ async fn spawn(
     exists: bool,
     planned: std::time::Instant,
     timeout: Duration,
-) -> SpawnResult {
+) -> (SpawnResult, Option<(&'static str, String)>) {
     let deadline = planned + timeout;
     let attempt = async {
         if !exists {
@@ -762,17 +744,30 @@ async fn spawn(
             Err(_) => Err(SpawnWaitError::TimedOut),
         };
     match result {
-        Ok(()) => SpawnResult::Ready,
+        Ok(()) => (SpawnResult::Ready, None),
         Err(SpawnWaitError::TimedOut) => {
-            tracing::debug!(user = %name, "spawn timed out; stopping it");
             // Cancel the pending spawn; its stop is followed by the retry's start.
             let _ = client.stop_server(name, server).await;
-            SpawnResult::TimedOut
+            let detail = format!(
+                "not ready within {}; stopped",
+                humantime::format_duration(timeout)
+            );
+            (SpawnResult::TimedOut, Some(("timeout", detail)))
         }
-        Err(SpawnWaitError::Hub(e)) if e.status() == Some(404) => SpawnResult::NoUser,
-        Err(e) => {
-            tracing::debug!(user = %name, error = %e, "spawn failed");
-            SpawnResult::Failed
+        Err(SpawnWaitError::Hub(e)) if e.status() == Some(404) => (
+            SpawnResult::NoUser,
+            Some((e.reason().as_str(), e.to_string())),
+        ),
+        // JupyterHub answers 500 when the spawn failed within its slow_spawn_timeout.
+        Err(SpawnWaitError::Hub(e)) if e.status() == Some(500) => {
+            (SpawnResult::Failed, Some(("spawn_failed", e.to_string())))
+        }
+        Err(SpawnWaitError::Hub(e)) => (
+            SpawnResult::Failed,
+            Some((e.reason().as_str(), e.to_string())),
+        ),
+        Err(e @ SpawnWaitError::Failed(_)) => {
+            (SpawnResult::Failed, Some(("spawn_failed", e.to_string())))
         }
     }
 }

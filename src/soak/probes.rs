@@ -10,11 +10,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::HubClient;
-use crate::metrics::Metrics;
+use crate::soak::record::SoakRecord;
 
 pub async fn run(
     client: HubClient,
-    metrics: Metrics,
+    record: Arc<SoakRecord>,
     interval: Duration,
     probe_user: Arc<Mutex<Option<String>>>,
     stop: CancellationToken,
@@ -29,18 +29,19 @@ pub async fn run(
         let this = planned;
         planned += interval;
         if in_flight.as_ref().is_some_and(|h| !h.is_finished()) {
-            metrics.dropped("ping");
+            record.dropped("ping");
             continue;
         }
-        metrics.lag("ping", this.elapsed());
+        record.lag("ping", this.elapsed());
         let user = probe_user.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let (client, metrics) = (client.clone(), metrics.clone());
+        let (client, record) = (client.clone(), record.clone());
         in_flight = Some(tokio::spawn(async move {
             tokio::join!(
-                health(&client, &metrics, this),
-                version(&client, &metrics, this),
-                user_ping(&client, &metrics, this, user),
+                health(&client, &record, this),
+                version(&client, &record, this),
+                user_ping(&client, &record, this, user),
             );
+            record.flush();
         }));
     }
     if let Some(h) = in_flight {
@@ -48,44 +49,45 @@ pub async fn run(
     }
 }
 
-fn observe(metrics: &Metrics, target: &str, planned: Instant, ok: bool) {
-    if ok {
-        metrics
-            .ping_duration
-            .with_label_values(&[target])
-            .observe(planned.elapsed().as_secs_f64());
-    } else {
-        metrics.ping_failures.with_label_values(&[target]).inc();
-    }
-}
-
-async fn health(client: &HubClient, metrics: &Metrics, planned: Instant) {
+async fn health(client: &HubClient, record: &SoakRecord, planned: Instant) {
     let result = client.health().await;
+    let metrics = record.metrics();
     let up = result.is_ok();
-    if let Err(e) = result {
-        tracing::debug!(error = %e, "health probe failed");
-    }
     if metrics.hub_up.get() != i64::from(up) {
-        tracing::info!(up, "hub health changed");
+        match &result {
+            Ok(()) => tracing::info!("the hub answers its health check again"),
+            Err(e) => tracing::warn!(error = %e, "the hub does not answer its health check"),
+        }
     }
     metrics.hub_up.set(i64::from(up));
-    observe(metrics, "health", planned, up);
-}
-
-async fn version(client: &HubClient, metrics: &Metrics, planned: Instant) {
-    match client.probe_version().await {
-        Ok(v) => {
-            metrics.set_hub_version(&v.version);
-            observe(metrics, "api", planned, true);
-        }
-        Err(_) => observe(metrics, "api", planned, false),
+    match result {
+        Ok(()) => record.ping("health", Ok(planned.elapsed())),
+        Err(e) => record.ping("health", Err((e.reason().as_str(), &e))),
     }
 }
 
-async fn user_ping(client: &HubClient, metrics: &Metrics, planned: Instant, user: Option<String>) {
+async fn version(client: &HubClient, record: &SoakRecord, planned: Instant) {
+    match client.probe_version().await {
+        Ok(v) => {
+            record.metrics().set_hub_version(&v.version);
+            record.ping("api", Ok(planned.elapsed()));
+        }
+        Err(e) => record.ping("api", Err((e.reason().as_str(), &e))),
+    }
+}
+
+async fn user_ping(
+    client: &HubClient,
+    record: &SoakRecord,
+    planned: Instant,
+    user: Option<String>,
+) {
     let Some(name) = user else {
         return;
     };
-    let ok = matches!(client.probe_user(&name).await, Ok(Some(_)));
-    observe(metrics, "user", planned, ok);
+    match client.probe_user(&name).await {
+        Ok(Some(_)) => record.ping("user", Ok(planned.elapsed())),
+        Ok(None) => record.ping("user", Err(("not_found", &format_args!("{name} is gone")))),
+        Err(e) => record.ping("user", Err((e.reason().as_str(), &e))),
+    }
 }

@@ -1,6 +1,7 @@
 # The JupyterHub the real-hub tests start (tests/common/realhub.rs sets the environment).
 # DummyAuthenticator, sqlite in a temp dir, everything on 127.0.0.1, and two tokens:
-# hubsoak's, holding exactly the scopes the README documents, and the tests' own.
+# hubsoak's, holding exactly the scopes the README documents, the tests' own, and one
+# without admin:groups.
 import asyncio
 import os
 import threading
@@ -38,11 +39,19 @@ c.JupyterHub.spawn_throttle_retry_range = (1, 2)
 c.JupyterHub.services = [
     {"name": "hubsoak", "api_token": env["HUBSOAK_TEST_TOKEN"]},
     {"name": "tests", "api_token": env["HUBSOAK_TEST_ADMIN_TOKEN"]},
+    # The README's role without admin:groups: hubsoak must say that scope is missing.
+    {"name": "no-groups", "api_token": env["HUBSOAK_TEST_TOKEN"] + "-no-groups"},
 ]
 c.JupyterHub.load_roles = [
     {
         "name": "hubsoak",
         "services": ["hubsoak"],
+        "scopes": ["admin:users", "servers", "list:users", "read:users", "users:activity",
+                   "admin:groups", "access:servers", "tokens"],
+    },
+    {
+        "name": "no-groups",
+        "services": ["no-groups"],
         "scopes": ["admin:users", "servers", "list:users", "read:users", "users:activity",
                    "access:servers", "tokens"],
     },

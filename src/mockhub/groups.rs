@@ -1,0 +1,213 @@
+//! The simulated hub's tokens and groups: `GET /hub/api/user` (who a token is, with its
+//! scopes), the scope each route needs (checked in one place, as JupyterHub's
+//! `@needs_scope` does), and the groups API with properties, which the prefix lease
+//! uses.
+
+// An early-return response is built once per request; boxing it would buy nothing.
+#![allow(clippy::result_large_err)]
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::routing::{get, put};
+use axum::Router;
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+use super::api::{api_error, json_response, Resp};
+use super::MockHub;
+
+/// The expanded scopes of the all-powerful token (an admin's, with its subscopes).
+const ALL_SCOPES: [&str; 20] = [
+    "access:servers",
+    "admin:auth_state",
+    "admin:groups",
+    "admin:server_state",
+    "admin:servers",
+    "admin:users",
+    "delete:servers",
+    "delete:users",
+    "groups",
+    "list:groups",
+    "list:users",
+    "read:groups",
+    "read:metrics",
+    "read:servers",
+    "read:users",
+    "read:users:activity",
+    "servers",
+    "tokens",
+    "users",
+    "users:activity",
+];
+
+pub fn routes() -> Router<MockHub> {
+    Router::new()
+        .route("/hub/api/user", get(whoami))
+        .route(
+            "/hub/api/groups/{name}",
+            get(get_group).post(create_group).delete(delete_group),
+        )
+        .route("/hub/api/groups/{name}/properties", put(set_properties))
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.split_once(' ')?;
+            matches!(scheme.to_ascii_lowercase().as_str(), "token" | "bearer").then(|| token.trim())
+        })
+}
+
+/// The scopes of the token in `headers`: `None` if the hub does not know it.
+pub(super) fn token_scopes(hub: &MockHub, headers: &HeaderMap) -> Option<Vec<String>> {
+    let given = bearer(headers)?;
+    if given == hub.inner.cfg.token {
+        return Some(ALL_SCOPES.iter().map(|s| s.to_string()).collect());
+    }
+    hub.inner
+        .cfg
+        .limited_tokens
+        .iter()
+        .find(|(t, _)| t == given)
+        .map(|(_, scopes)| scopes.clone())
+}
+
+/// The scope an API request needs (any one of them), as JupyterHub's handlers declare.
+fn needed(method: &Method, path: &str) -> Option<&'static [&'static str]> {
+    let rest = path.strip_prefix("/hub/api/")?.trim_end_matches('/');
+    let parts: Vec<&str> = rest.split('/').collect();
+    let read = *method == Method::GET || *method == Method::HEAD;
+    Some(match (parts.as_slice(), read) {
+        (["users"], true) => &["list:users"],
+        (["users"], false) => &["admin:users"],
+        (["users", _], true) => &["read:users"],
+        (["users", _], false) => &["admin:users", "delete:users"],
+        (["users", _, "activity"], _) => &["users:activity"],
+        (["users", _, "tokens", ..], _) => &["tokens"],
+        (["users", _, "server" | "servers", ..], true) => &["read:servers", "servers"],
+        (["users", _, "server" | "servers", ..], false) => &["servers", "admin:servers"],
+        (["groups", ..], true) => &["read:groups", "admin:groups"],
+        (["groups", ..], false) => &["admin:groups"],
+        _ => return None,
+    })
+}
+
+/// 403 for a limited token without the scope the request needs.
+pub(super) fn check_scope(
+    hub: &MockHub,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+) -> Option<Resp> {
+    let want = needed(method, path)?;
+    let held = token_scopes(hub, headers)?;
+    if want.iter().any(|w| held.iter().any(|h| h == w)) {
+        return None;
+    }
+    Some(api_error(
+        StatusCode::FORBIDDEN,
+        &format!(
+            "Action is not authorized with current scopes; requires any of [{}]",
+            want.join(", ")
+        ),
+    ))
+}
+
+async fn whoami(State(hub): State<MockHub>, headers: HeaderMap) -> Resp {
+    let Some(mut scopes) = token_scopes(&hub, &headers) else {
+        return api_error(StatusCode::FORBIDDEN, "Missing or invalid credentials.");
+    };
+    scopes.sort();
+    json_response(
+        StatusCode::OK,
+        &json!({ "kind": "service", "name": "hubsoak", "roles": ["hubsoak"], "scopes": scopes }),
+    )
+}
+
+fn group_model(name: &str, properties: &Value) -> Value {
+    json!({ "kind": "group", "name": name, "users": [], "roles": [], "properties": properties })
+}
+
+fn groups(hub: &MockHub) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<String, Value>> {
+    hub.inner.groups.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn unknown(token: Option<Vec<String>>) -> Option<Resp> {
+    token
+        .is_none()
+        .then(|| api_error(StatusCode::FORBIDDEN, "Missing or invalid credentials."))
+}
+
+async fn get_group(
+    State(hub): State<MockHub>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Resp {
+    if let Some(r) = unknown(token_scopes(&hub, &headers)) {
+        return r;
+    }
+    match groups(&hub).get(&name) {
+        Some(p) => json_response(StatusCode::OK, &group_model(&name, p)),
+        None => api_error(StatusCode::NOT_FOUND, &format!("No such group: {name}")),
+    }
+}
+
+async fn create_group(
+    State(hub): State<MockHub>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Resp {
+    if let Some(r) = unknown(token_scopes(&hub, &headers)) {
+        return r;
+    }
+    let mut all = groups(&hub);
+    if all.contains_key(&name) {
+        return api_error(
+            StatusCode::CONFLICT,
+            &format!("Group {name} already exists"),
+        );
+    }
+    all.insert(name.clone(), json!({}));
+    json_response(StatusCode::CREATED, &group_model(&name, &json!({})))
+}
+
+async fn delete_group(
+    State(hub): State<MockHub>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Resp {
+    if let Some(r) = unknown(token_scopes(&hub, &headers)) {
+        return r;
+    }
+    match groups(&hub).remove(&name) {
+        Some(_) => axum::http::Response::builder()
+            .status(StatusCode::NO_CONTENT)
+            .body(axum::body::Body::empty())
+            .unwrap_or_default(),
+        None => api_error(StatusCode::NOT_FOUND, &format!("No such group: {name}")),
+    }
+}
+
+async fn set_properties(
+    State(hub): State<MockHub>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Resp {
+    if let Some(r) = unknown(token_scopes(&hub, &headers)) {
+        return r;
+    }
+    let Ok(properties @ Value::Object(_)) = serde_json::from_slice::<Value>(&body) else {
+        return api_error(StatusCode::BAD_REQUEST, "properties must be a JSON object");
+    };
+    let mut all = groups(&hub);
+    match all.get_mut(&name) {
+        Some(p) => {
+            *p = properties.clone();
+            json_response(StatusCode::OK, &group_model(&name, &properties))
+        }
+        None => api_error(StatusCode::NOT_FOUND, &format!("No such group: {name}")),
+    }
+}

@@ -1,0 +1,285 @@
+//! What the soak does, recorded once per event into everything that tells it: the
+//! Prometheus metrics, the run report (since start; the end-of-run table and
+//! `--report-json`), the status line's interval figures, and — for failures — a WARN
+//! line through the rate-limited failure log.
+
+use std::collections::BTreeMap;
+use std::fmt::Display;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use crate::hub::RequestTally;
+use crate::journey::{JourneyError, Step, StepSink};
+use crate::metrics::Metrics;
+use crate::report::{fmt_secs, Latency, Recorder, ReportMeta, RunReport};
+use crate::voice::FailureLog;
+
+/// How a spawn or a stop ended: the `status` label, and for failures a bounded reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    Success,
+    Timeout,
+    Failure(&'static str),
+}
+
+impl Ended {
+    fn status(self) -> &'static str {
+        match self {
+            Ended::Success => "success",
+            Ended::Timeout => "timeout",
+            Ended::Failure(_) => "failure",
+        }
+    }
+
+    fn reason(self) -> Option<&'static str> {
+        match self {
+            Ended::Success => None,
+            Ended::Timeout => Some("timeout"),
+            Ended::Failure(r) => Some(r),
+        }
+    }
+}
+
+/// The figures of one status interval.
+#[derive(Debug, Default)]
+struct Interval {
+    spawns: Latency,
+    stops: Latency,
+    failures: BTreeMap<(&'static str, &'static str), u64>,
+    lag_max: Duration,
+    dropped: u64,
+}
+
+/// Slot counts for the status line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Census {
+    pub target: usize,
+    pub running: usize,
+    pub starting: usize,
+    pub stopping: usize,
+    pub failed: usize,
+}
+
+pub struct SoakRecord {
+    metrics: Metrics,
+    journeys: bool,
+    run: Mutex<Recorder>,
+    interval: Mutex<Interval>,
+    voice: FailureLog,
+    /// Every request the client sent, for the report's request table.
+    pub tally: Arc<RequestTally>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl SoakRecord {
+    pub fn new(metrics: Metrics, journeys: bool) -> Arc<Self> {
+        let mut run = Recorder::default();
+        for action in ["spawn", "stop", "activity", "ping"] {
+            run.expect(action);
+        }
+        Arc::new(SoakRecord {
+            metrics,
+            journeys,
+            run: Mutex::new(run),
+            interval: Mutex::default(),
+            voice: FailureLog::default(),
+            tally: Arc::new(RequestTally::default()),
+        })
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    fn failure(
+        &self,
+        action: &'static str,
+        reason: &'static str,
+        subject: &dyn Display,
+        detail: &dyn Display,
+    ) {
+        lock(&self.run).failure(action, reason);
+        *lock(&self.interval)
+            .failures
+            .entry((action, reason))
+            .or_default() += 1;
+        self.voice.failed(action, reason, subject, detail);
+    }
+
+    pub fn spawn_finished(
+        &self,
+        ended: Ended,
+        took: Duration,
+        user: &dyn Display,
+        detail: &dyn Display,
+    ) {
+        self.metrics
+            .spawn_duration
+            .with_label_values(&[ended.status()])
+            .observe(took.as_secs_f64());
+        if self.journeys {
+            self.journey_metric(Step::Spawn, took, ended == Ended::Success);
+        }
+        match ended.reason() {
+            None => {
+                lock(&self.run).success("spawn", Some(took));
+                lock(&self.interval).spawns.record(took);
+            }
+            Some(reason) => self.failure("spawn", reason, user, detail),
+        }
+    }
+
+    pub fn stop_finished(
+        &self,
+        ended: Ended,
+        took: Duration,
+        user: &dyn Display,
+        detail: &dyn Display,
+    ) {
+        self.metrics
+            .stop_duration
+            .with_label_values(&[ended.status()])
+            .observe(took.as_secs_f64());
+        if self.journeys {
+            self.journey_metric(Step::Stop, took, ended == Ended::Success);
+        }
+        match ended.reason() {
+            None => {
+                lock(&self.run).success("stop", Some(took));
+                lock(&self.interval).stops.record(took);
+            }
+            Some(reason) => self.failure("stop", reason, user, detail),
+        }
+    }
+
+    pub fn activity(
+        &self,
+        result: Result<Duration, (&'static str, &dyn Display)>,
+        user: &dyn Display,
+    ) {
+        match result {
+            Ok(took) => lock(&self.run).success("activity", Some(took)),
+            Err((reason, detail)) => self.failure("activity", reason, user, detail),
+        }
+    }
+
+    /// A probe of `target` (health, api, user), timed from its planned time.
+    pub fn ping(
+        &self,
+        target: &'static str,
+        result: Result<Duration, (&'static str, &dyn Display)>,
+    ) {
+        match result {
+            Ok(took) => {
+                self.metrics
+                    .ping_duration
+                    .with_label_values(&[target])
+                    .observe(took.as_secs_f64());
+                // The user ping is what activity-stress-test's ping is: comparable.
+                if target == "user" {
+                    lock(&self.run).success("ping", Some(took));
+                }
+            }
+            Err((reason, detail)) => {
+                self.metrics
+                    .ping_failures
+                    .with_label_values(&[target])
+                    .inc();
+                if target == "user" {
+                    self.failure("ping", reason, &target, detail);
+                } else {
+                    self.voice.failed("ping", reason, &target, detail);
+                }
+            }
+        }
+    }
+
+    pub fn lag(&self, action: &str, lag: Duration) {
+        self.metrics.lag(action, lag);
+        let mut i = lock(&self.interval);
+        i.lag_max = i.lag_max.max(lag);
+    }
+
+    pub fn dropped(&self, action: &str) {
+        self.metrics.dropped(action);
+        lock(&self.interval).dropped += 1;
+    }
+
+    fn journey_metric(&self, step: Step, took: Duration, ok: bool) {
+        if ok {
+            self.metrics
+                .journey_step_duration
+                .with_label_values(&[step.as_str()])
+                .observe(took.as_secs_f64());
+        } else {
+            self.metrics
+                .journey_failures
+                .with_label_values(&[step.as_str()])
+                .inc();
+        }
+    }
+
+    /// Prints the counts the failure log holds back once their window is over.
+    pub fn flush(&self) {
+        self.voice.flush();
+    }
+
+    /// One INFO line with the interval's figures; starts the next interval.
+    pub fn status(&self, c: Census) {
+        let i = std::mem::take(&mut *lock(&self.interval));
+        let q = |l: &Latency, q: f64| {
+            if l.count() == 0 {
+                "-".to_string()
+            } else {
+                fmt_secs(l.quantile(q).as_secs_f64())
+            }
+        };
+        let failures = if i.failures.is_empty() {
+            "none".to_string()
+        } else {
+            i.failures
+                .iter()
+                .map(|((a, r), n)| format!("{a}/{r}={n}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        tracing::info!(
+            running = c.running,
+            target = c.target,
+            starting = c.starting,
+            stopping = c.stopping,
+            failed = c.failed,
+            spawns = i.spawns.count(),
+            spawn_p50 = %q(&i.spawns, 0.5),
+            spawn_p95 = %q(&i.spawns, 0.95),
+            stops = i.stops.count(),
+            stop_p50 = %q(&i.stops, 0.5),
+            stop_p95 = %q(&i.stops, 0.95),
+            failures = %failures,
+            lag_max = %fmt_secs(i.lag_max.as_secs_f64()),
+            dropped = i.dropped,
+            "status"
+        );
+    }
+
+    /// The run report since start.
+    pub fn report(&self, meta: ReportMeta) -> RunReport {
+        self.voice.flush_all();
+        lock(&self.run).report(meta, &self.tally)
+    }
+}
+
+/// Journey steps (other than the spawn and stop, recorded above) into the metrics, the
+/// report and, when they fail, the log.
+impl StepSink for SoakRecord {
+    fn step(&self, step: Step, took: Duration, result: Result<(), &JourneyError>) {
+        self.journey_metric(step, took, result.is_ok());
+        match result {
+            Ok(()) => lock(&self.run).success(step.as_str(), Some(took)),
+            Err(e) => self.failure(step.as_str(), e.reason(), &step.as_str(), e),
+        }
+    }
+}

@@ -7,25 +7,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::contract::Contract;
-use common::realhub::{HubOptions, RealHub, Spawner};
-use common::soak::{start_soak, until, SoakProcess};
+use common::realhub::{soak_on, HubOptions, RealHub, Spawner};
+use common::soak::{start_soak, until};
 use common::*;
-
-/// Runs each scenario once per JupyterHub major version.
-macro_rules! on_both_hubs {
-    ($($scenario:ident),* $(,)?) => {
-        $(mod $scenario {
-            #[tokio::test(flavor = "multi_thread")]
-            async fn jupyterhub_5() {
-                super::$scenario(5).await
-            }
-            #[tokio::test(flavor = "multi_thread")]
-            async fn jupyterhub_6() {
-                super::$scenario(6).await
-            }
-        })*
-    };
-}
 
 on_both_hubs!(
     contract,
@@ -288,29 +272,6 @@ async fn purge_250(major: u8) {
 }
 
 const RUNNING: &str = "hubsoak_servers{state=\"running\"}";
-
-async fn soak_on(hub: &RealHub, extra: &[(&str, &str)]) -> SoakProcess {
-    let url = hub.api_url();
-    let mut vars: Vec<(&str, &str)> = vec![
-        ("JUPYTERHUB_ENDPOINT", url.as_str()),
-        ("JUPYTERHUB_API_TOKEN", hub.token.as_str()),
-        ("HUBSOAK__USERS__PREFIX", "soak"),
-        ("HUBSOAK__POPULATION__SPAWN_RATE", "600"),
-        ("HUBSOAK__POPULATION__MAX_SPAWNS_IN_FLIGHT", "10"),
-        ("HUBSOAK__POPULATION__BACKOFF_MIN", "500ms"),
-        ("HUBSOAK__POPULATION__BACKOFF_MAX", "2s"),
-        ("HUBSOAK__ACTIVITY__INTERVAL", "2s"),
-        ("HUBSOAK__PING__INTERVAL", "500ms"),
-        ("HUBSOAK__HUB__REQUEST_TIMEOUT", "5s"),
-        ("HUBSOAK__SHUTDOWN__ON_EXIT", "purge"),
-        ("HUBSOAK__SHUTDOWN__GRACE", "30s"),
-    ];
-    for (k, v) in extra {
-        vars.retain(|(key, _)| key != k);
-        vars.push((k, v));
-    }
-    start_soak(&[], &vars).await
-}
 
 async fn soak_two_minutes(major: u8) {
     let hub = RealHub::start(HubOptions::cheap(major)).await;

@@ -154,6 +154,12 @@ async fn a_soak_that_never_could_work_exits_1() {
     .await;
     assert_eq!(out.code, 1, "{}", out.all());
     assert!(out.stderr.contains("could not work"), "{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains("result: COULD NOT WORK (token_rejected"),
+        "{}",
+        out.stdout
+    );
     assert!(!out.all().contains("not-the-token-4a5b"));
     assert_eq!(hub.stats().mutating_requests, 0);
 }

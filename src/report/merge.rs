@@ -129,6 +129,7 @@ pub fn merge(reports: &[RunReport]) -> Result<RunReport, MergeError> {
             .collect(),
         phases,
         timeline,
+        unable: reports.iter().find_map(|r| r.unable.clone()),
         failed,
         // Thresholds were each run's own gate; check the merged one with `report diff`
         // or a new run.

@@ -159,6 +159,9 @@ pub struct RunReport {
     pub timeline: Timeline,
     /// Whether anything failed (exit code 1 when no threshold is given).
     pub failed: bool,
+    /// A soak that could not work when it ended: why (its problem).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unable: Option<String>,
     /// The `--threshold`s and how each fared (exit code 3 if any missed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub thresholds: Vec<ThresholdResult>,
@@ -349,6 +352,7 @@ impl Recorder {
                 .collect(),
             phases: self.phases.clone(),
             timeline: self.timeline.clone(),
+            unable: None,
             failed: self.any_failure(),
             thresholds: Vec::new(),
             cycles: Vec::new(),
@@ -479,7 +483,13 @@ impl RunReport {
         for t in &self.thresholds {
             let _ = writeln!(out, "threshold: {t}");
         }
-        let result = if self.thresholds.iter().any(|t| !t.passed) {
+        let unable = self
+            .unable
+            .as_ref()
+            .map(|why| format!("COULD NOT WORK ({why})"));
+        let result = if let Some(unable) = &unable {
+            unable.as_str()
+        } else if self.thresholds.iter().any(|t| !t.passed) {
             "THRESHOLDS MISSED"
         } else if self.failed && self.thresholds.is_empty() {
             "FAILURES"

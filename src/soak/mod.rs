@@ -173,7 +173,11 @@ pub async fn run(
         SoakEnd::Unable
     };
     gate.release().await;
-    summary(&record, &settings, started_at);
+    let unable = (end == SoakEnd::Unable).then(|| match gate.problem() {
+        Some(p) => format!("{}: {p}", p.kind()),
+        None => "it never got to work".to_string(),
+    });
+    summary(&record, &settings, started_at, unable);
     admin_stop.cancel();
     let _ = admin.await;
     Ok(end)
@@ -206,6 +210,7 @@ fn summary(
     record: &SoakRecord,
     settings: &SoakSettings,
     started_at: chrono::DateTime<chrono::Utc>,
+    unable: Option<String>,
 ) {
     let meta = ReportMeta {
         command: "soak".into(),
@@ -222,7 +227,8 @@ fn summary(
             "on_exit": settings.on_exit,
         }),
     };
-    let report = record.report(meta);
+    let mut report = record.report(meta);
+    report.unable = unable;
     print!("{}", report.render());
     if let Some(path) = &settings.report_json {
         if let Err(e) = crate::oneshot::write_report(path, &report) {

@@ -55,7 +55,7 @@ async fn health(client: &HubClient, record: &SoakRecord, planned: Instant) {
     let up = result.is_ok();
     if metrics.hub_up.get() != i64::from(up) {
         match &result {
-            Ok(()) => tracing::info!("the hub answers its health check again"),
+            Ok(()) => tracing::info!("the hub answers its health check"),
             Err(e) => tracing::warn!(error = %e, "the hub does not answer its health check"),
         }
     }

@@ -4,6 +4,24 @@
 //! is killed when the `RealHub` is dropped — also when a test fails.
 #![allow(dead_code)]
 
+/// Runs each scenario once per JupyterHub major version (a test module per scenario,
+/// with `jupyterhub_5` and `jupyterhub_6` in it).
+#[macro_export]
+macro_rules! on_both_hubs {
+    ($($scenario:ident),* $(,)?) => {
+        $(mod $scenario {
+            #[tokio::test(flavor = "multi_thread")]
+            async fn jupyterhub_5() {
+                super::$scenario(5).await
+            }
+            #[tokio::test(flavor = "multi_thread")]
+            async fn jupyterhub_6() {
+                super::$scenario(6).await
+            }
+        })*
+    };
+}
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -12,6 +30,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use super::contract::Contract;
+use super::soak::{start_soak, SoakProcess};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Spawner {
@@ -412,4 +431,29 @@ impl Drop for RealHub {
         quiet("KILL");
         let _ = self.child.wait();
     }
+}
+
+/// A soak of `soak-N` users against `hub`, quick to react (short backoffs and probes),
+/// purging on exit; `extra` overrides or adds environment variables.
+pub async fn soak_on(hub: &RealHub, extra: &[(&str, &str)]) -> SoakProcess {
+    let url = hub.api_url();
+    let mut vars: Vec<(&str, &str)> = vec![
+        ("JUPYTERHUB_ENDPOINT", url.as_str()),
+        ("JUPYTERHUB_API_TOKEN", hub.token.as_str()),
+        ("HUBSOAK__USERS__PREFIX", "soak"),
+        ("HUBSOAK__POPULATION__SPAWN_RATE", "600"),
+        ("HUBSOAK__POPULATION__MAX_SPAWNS_IN_FLIGHT", "10"),
+        ("HUBSOAK__POPULATION__BACKOFF_MIN", "500ms"),
+        ("HUBSOAK__POPULATION__BACKOFF_MAX", "2s"),
+        ("HUBSOAK__ACTIVITY__INTERVAL", "2s"),
+        ("HUBSOAK__PING__INTERVAL", "500ms"),
+        ("HUBSOAK__HUB__REQUEST_TIMEOUT", "5s"),
+        ("HUBSOAK__SHUTDOWN__ON_EXIT", "purge"),
+        ("HUBSOAK__SHUTDOWN__GRACE", "30s"),
+    ];
+    for (k, v) in extra {
+        vars.retain(|(key, _)| key != k);
+        vars.push((k, v));
+    }
+    start_soak(&[], &vars).await
 }

@@ -538,3 +538,121 @@ async fn validate_warns_of_settings_that_cannot_reach_their_target() {
 
 #[allow(dead_code)]
 fn _uses(_: &MockHub) {}
+
+/// Something that is not a hub: a login page answering 200 to everything.
+async fn html_server() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+                let body = "<html><body><form>Sign in</form></body></html>";
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = socket.write_all(format!("{head}{body}").as_bytes()).await;
+            });
+        }
+    });
+    format!("http://{addr}/hub/api")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endpoint_that_is_no_hub_is_not_a_hub() {
+    let url = html_server().await;
+    let mut p = start_soak(
+        &[],
+        &[
+            ("JUPYTERHUB_ENDPOINT", &url),
+            ("JUPYTERHUB_API_TOKEN", TOKEN),
+        ],
+    )
+    .await;
+    until(&p, Duration::from_secs(10), "not_a_hub", |m| {
+        m.get("hubsoak_problem{problem=\"not_a_hub\"}") == 1.0
+    })
+    .await;
+    let (status, body) = p.get("/readyz").await;
+    assert_eq!(status, 503);
+    assert!(body.contains("an HTML page"), "{body}");
+    p.signal("TERM");
+    assert_eq!(p.exit_within(Duration::from_secs(20)).await, Some(1));
+    let out = hubsoak(
+        &["stress-test", "-c", "2"],
+        &[
+            ("JUPYTERHUB_ENDPOINT", &url),
+            ("JUPYTERHUB_API_TOKEN", TOKEN),
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert!(
+        out.stderr.contains("does not answer as a JupyterHub API"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_holders_lease_expires_and_is_taken_over() {
+    let (_hub, server) = start_mock(fast()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    write_token(&file, TOKEN);
+    let short = [
+        ("HUBSOAK__USERS__LEASE_TTL", "5s"),
+        ("HUBSOAK__POPULATION__TARGET", "2"),
+    ];
+    let mut first = soak_with_file(&server, file.to_str().unwrap(), &short).await;
+    until(&first, Duration::from_secs(15), "2 running", |m| {
+        m.get(RUNNING) == 2.0
+    })
+    .await;
+    let second = soak_with_file(&server, file.to_str().unwrap(), &short).await;
+    until(&second, Duration::from_secs(10), "prefix_held", |m| {
+        m.get(PROBLEM_HELD) == 1.0
+    })
+    .await;
+    // Killed: no release. The lease lapses after 5 s and the second takes over.
+    first.child.kill().await.unwrap();
+    until(&second, Duration::from_secs(20), "took over", |m| {
+        m.get(PROBLEM_HELD) == 0.0 && m.get(RUNNING) == 2.0
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_shots_warn_of_failures_and_show_each_request_at_v() {
+    let (hub, server) = start_mock(fast()).await;
+    let out = against(&server, &["-v", "stress-test", "-c", "1"]).await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(
+        out.stderr.contains("request ok") && out.stderr.contains("operation=start_server"),
+        "{}",
+        out.stderr
+    );
+    // Every activity post fails: WARN lines with action and reason, and a count.
+    hub.set_faults(hubsoak::mockhub::Faults {
+        server_error_rate: 1.0,
+        only_paths_containing: Some("/activity".into()),
+        ..Default::default()
+    });
+    let out = against(&server, &["activity-stress-test", "--count", "20"]).await;
+    assert_eq!(out.code, 1, "{}", out.all());
+    let warns: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("action=\"activity\""))
+        .collect();
+    assert!(!warns.is_empty(), "{}", out.stderr);
+    assert!(warns[0].contains("reason=\"server_error\""), "{}", warns[0]);
+    assert!(warns.len() <= 2, "a count, not a flood: {warns:#?}");
+    assert!(
+        warns.iter().any(|l| l.contains("19 more times")),
+        "{warns:#?}"
+    );
+}

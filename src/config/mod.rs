@@ -501,8 +501,9 @@ fn soak_settings(
     log: &mut LogSettings,
 ) -> Option<soak::SoakSettings> {
     match soak::load(o, env) {
-        Ok(s) => {
+        Ok(mut s) => {
             log.format = s.log_format;
+            s.warnings = warnings::soak(&s);
             Some(s)
         }
         Err(errors) => {

@@ -18,11 +18,11 @@ use rand::Rng;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
+use super::http::{api_error, empty, json_response, Resp};
 use super::state::{server_url, Phase};
+use super::tokens::authorize;
 use super::MockHub;
 use crate::names::valid_server_name;
-
-pub(super) type Resp = Response<Body>;
 
 /// A connection dropped on purpose by the fault layer.
 #[derive(Debug)]
@@ -65,7 +65,7 @@ pub fn router(hub: MockHub) -> Router {
             axum::routing::post(activity),
         )
         .merge(super::singleuser::routes())
-        .merge(super::groups::routes())
+        .merge(super::tokens::routes())
         .fallback(|| async { api_error(StatusCode::NOT_FOUND, "Not Found") })
         .with_state(hub)
 }
@@ -119,7 +119,7 @@ pub async fn handle_with_faults(
         }
         malformed = cut;
     }
-    if let Some(refused) = super::groups::check_scope(&hub, req.method(), path, req.headers()) {
+    if let Some(refused) = super::tokens::check_scope(&hub, req.method(), path, req.headers()) {
         return Ok(with_version(&hub, refused));
     }
     let (method, path, started) = (
@@ -185,42 +185,6 @@ fn with_version(hub: &MockHub, mut resp: Resp) -> Resp {
         resp.headers_mut().insert("x-jupyterhub-version", v);
     }
     resp
-}
-
-pub(super) fn json_response(status: StatusCode, body: &Value) -> Resp {
-    Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap_or_default()
-}
-
-pub(super) fn api_error(status: StatusCode, message: &str) -> Resp {
-    json_response(
-        status,
-        &json!({ "status": status.as_u16(), "message": message }),
-    )
-}
-
-fn empty(status: StatusCode) -> Resp {
-    Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "text/plain")
-        .body(Body::empty())
-        .unwrap_or_default()
-}
-
-/// The token check every authenticated route makes: `Authorization: token X` (or Bearer).
-pub(super) fn authorize(hub: &MockHub, headers: &HeaderMap) -> Result<(), Resp> {
-    // Which scopes a known token holds is checked before any handler runs.
-    if super::groups::token_scopes(hub, headers).is_some() {
-        Ok(())
-    } else {
-        Err(api_error(
-            StatusCode::FORBIDDEN,
-            "Missing or invalid credentials.",
-        ))
-    }
 }
 
 macro_rules! authorized {

@@ -4,9 +4,10 @@
 //! Where it and a real hub disagree, this is what must change.
 
 mod api;
-mod groups;
+mod http;
 mod singleuser;
 mod state;
+mod tokens;
 
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;

@@ -17,7 +17,8 @@ use axum::Router;
 use chrono::Utc;
 use serde_json::{json, Value};
 
-use super::api::{api_error, authorize as authorize_api, json_response};
+use super::http::{api_error, json_response};
+use super::tokens::authorize as authorize_api;
 use super::{MockHub, Phase};
 
 type Resp = Response<Body>;

@@ -104,10 +104,7 @@ pub async fn run(
                         .await
                     {
                         Ok(()) => run.record().success("activity", Some(sent.elapsed())),
-                        Err(e) => {
-                            tracing::debug!(user = %name, error = %e, "activity failed");
-                            run.record().failure("activity", e.reason().as_str());
-                        }
+                        Err(e) => run.failed("activity", e.reason().as_str(), &name, &e),
                     }
                     bar.inc(1);
                 }
@@ -146,8 +143,8 @@ async fn ping(run: &Run, name: &str, interval: std::time::Duration, done: Cancel
         let sent = Instant::now();
         match run.client.get_user(name).await {
             Ok(Some(_)) => run.record().success("ping", Some(sent.elapsed())),
-            Ok(None) => run.record().failure("ping", "client_error"),
-            Err(e) => run.record().failure("ping", e.reason().as_str()),
+            Ok(None) => run.failed("ping", "client_error", &name, &"the user is gone"),
+            Err(e) => run.failed("ping", e.reason().as_str(), &name, &e),
         }
     }
 }

@@ -84,6 +84,8 @@ pub struct Run {
     meta: ReportMeta,
     /// The prefix lease while this run holds it, and its renewal.
     lease: Option<(Lease, tokio::task::JoinHandle<()>)>,
+    /// WARN lines for failures, a count rather than a flood.
+    voice: crate::voice::FailureLog,
 }
 
 impl Run {
@@ -132,6 +134,7 @@ impl Run {
                 parameters,
             },
             lease,
+            voice: crate::voice::FailureLog::default(),
         })
     }
 
@@ -162,6 +165,19 @@ impl Run {
         self.recorder.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A failed `action` of `subject` (a user) for `reason`: into the report, and a WARN
+    /// line (rate-limited per action and reason).
+    pub fn failed(
+        &self,
+        action: &'static str,
+        reason: &'static str,
+        subject: &dyn std::fmt::Display,
+        detail: &dyn std::fmt::Display,
+    ) {
+        self.record().failure(action, reason);
+        self.voice.failed(action, reason, subject, detail);
+    }
+
     /// Times `phase` into the report.
     pub fn phase_done(&self, phase: &str, since: Instant) {
         self.record().phase(phase, since.elapsed());
@@ -173,6 +189,7 @@ impl Run {
         mut self,
         settings: &ReportSettings,
     ) -> Result<(Outcome, RunReport), RunError> {
+        self.voice.flush_all();
         if let Some((lease, renewal)) = self.lease.take() {
             renewal.abort();
             if let Err(e) = lease.release().await {
@@ -260,13 +277,10 @@ async fn take_lease(
 
 /// Writes `report` as JSON to `path`.
 pub fn write_report(path: &std::path::Path, report: &RunReport) -> Result<(), RunError> {
-    let json = serde_json::to_vec_pretty(report).unwrap_or_default();
-    std::fs::write(path, json).map_err(|source| RunError::Report {
+    report.write_json(path).map_err(|source| RunError::Report {
         path: path.display().to_string(),
         source,
-    })?;
-    tracing::info!(path = %path.display(), "report written");
-    Ok(())
+    })
 }
 
 /// A progress bar on a terminal; nothing otherwise (runners log plain lines instead).
@@ -315,10 +329,7 @@ pub async fn stop_servers(
                     .await;
                 match result {
                     Ok(()) => run.record().success("stop", Some(asked.elapsed())),
-                    Err(e) => {
-                        tracing::warn!(user = %name, server = server.as_str(), error = %e, "stop failed");
-                        run.record().failure("stop", stop_reason(&e));
-                    }
+                    Err(e) => run.failed("stop", stop_reason(&e), &name, &e),
                 }
                 bar.inc(1);
             }
@@ -355,10 +366,7 @@ pub async fn delete_users(
                     .await
                 {
                     Ok(_) => run.record().success("delete_user", None),
-                    Err(e) => {
-                        tracing::warn!(user = %name, error = %e, "delete failed");
-                        run.record().failure("delete_user", e.reason().as_str());
-                    }
+                    Err(e) => run.failed("delete_user", e.reason().as_str(), &name, &e),
                 }
                 bar.inc(1);
             }
@@ -391,9 +399,9 @@ pub async fn create_users(run: &Run, names: &[OurName], batch: usize) -> Vec<Our
                 tracing::info!(batch = i + 1, created = made, "users created");
             }
             Err(e) => {
-                tracing::warn!(batch = i + 1, error = %e, "creating users failed");
+                let batch = format_args!("batch {}", i + 1).to_string();
                 for _ in chunk {
-                    run.record().failure("create_user", e.reason().as_str());
+                    run.failed("create_user", e.reason().as_str(), &batch, &e);
                 }
             }
         }
@@ -439,25 +447,21 @@ pub async fn spawn_server(
             run.record().success("spawn", Some(planned.elapsed()));
             Spawned::Ready
         }
-        Err(SpawnWaitError::TimedOut) => {
-            tracing::warn!(user = %name, "spawn timed out");
-            run.record().failure("spawn", "timeout");
+        Err(e @ SpawnWaitError::TimedOut) => {
+            run.failed("spawn", "timeout", name, &e);
             Spawned::Abandoned
         }
-        Err(SpawnWaitError::Failed(message)) => {
-            tracing::warn!(user = %name, message, "spawn failed");
-            run.record().failure("spawn", "spawn_failed");
+        Err(e @ SpawnWaitError::Failed(_)) => {
+            run.failed("spawn", "spawn_failed", name, &e);
             Spawned::Failed
         }
         // JupyterHub answers 500 when the spawn failed within its slow_spawn_timeout.
         Err(SpawnWaitError::Hub(e)) if e.status() == Some(500) => {
-            tracing::warn!(user = %name, error = %e, "spawn failed");
-            run.record().failure("spawn", "spawn_failed");
+            run.failed("spawn", "spawn_failed", name, &e);
             Spawned::Failed
         }
         Err(SpawnWaitError::Hub(e)) => {
-            tracing::warn!(user = %name, error = %e, "spawn failed");
-            run.record().failure("spawn", e.reason().as_str());
+            run.failed("spawn", e.reason().as_str(), name, &e);
             // A gateway error or lost answer may have left a spawn behind: stop it too.
             if e.status().is_some_and(|c| c >= 500) || e.status().is_none() {
                 Spawned::Abandoned

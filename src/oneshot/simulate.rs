@@ -15,7 +15,7 @@ use super::{
     create_users, delete_users, print_plan, spawn_server, Outcome, Run, RunError, Spawned,
 };
 use crate::config::SimulateSettings;
-use crate::hub::{Need, StopWaitError, CREATE_USERS, LEASE, LIST_USERS, READ_USERS, SERVERS};
+use crate::hub::{Need, CREATE_USERS, LEASE, LIST_USERS, READ_USERS, SERVERS};
 use crate::journey::{run_kernel_session, JourneyError, Journeys, SessionEnd, Step, StepSink};
 use crate::names::OurName;
 use crate::report::RunReport;
@@ -27,7 +27,7 @@ impl StepSink for Run {
     fn step(&self, step: Step, took: Duration, result: Result<(), &JourneyError>) {
         match result {
             Ok(()) => self.record().success(step.as_str(), Some(took)),
-            Err(e) => self.record().failure(step.as_str(), e.reason()),
+            Err(e) => self.failed(step.as_str(), e.reason(), &step.as_str(), e),
         }
     }
 }
@@ -170,10 +170,8 @@ async fn user_journey(
     }
     let mut user = match opened {
         Ok(user) => user,
-        Err(e) => {
-            tracing::warn!(user = %name, error = %e, "login failed");
-            return Some(Step::Login.outcome());
-        }
+        // Recorded (and logged) as the login step's failure.
+        Err(_) => return Some(Step::Login.outcome()),
     };
     // spawn_server records the spawn under "spawn", like stress-test.
     let spawned = spawn_server(run, name, &s.server, Instant::now(), s.spawn_timeout).await;
@@ -189,7 +187,7 @@ async fn user_journey(
         None => Some(Step::Spawn.outcome()),
         Some(SessionEnd::Completed { .. }) => None,
         Some(SessionEnd::Failed { step, error }) => {
-            tracing::warn!(user = %name, step = step.as_str(), %error, "journey step failed");
+            tracing::debug!(user = %name, step = step.as_str(), %error, "journey step failed");
             Some(step.outcome())
         }
         Some(SessionEnd::Cancelled) => Some("cancelled"),
@@ -204,12 +202,7 @@ async fn user_journey(
         match result {
             Ok(()) => run.record().success("stop", Some(asked.elapsed())),
             Err(e) => {
-                tracing::warn!(user = %name, error = %e, "stop failed");
-                let reason = match &e {
-                    StopWaitError::TimedOut => "timeout",
-                    StopWaitError::Hub(h) => h.reason().as_str(),
-                };
-                run.record().failure("stop", reason);
+                run.failed("stop", super::stop_reason(&e), name, &e);
                 outcome = outcome.or(Some(Step::Stop.outcome()));
             }
         }

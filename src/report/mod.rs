@@ -404,6 +404,14 @@ pub(crate) fn fmt_secs(s: f64) -> String {
 }
 
 impl RunReport {
+    /// Writes the report as JSON to `path`.
+    pub fn write_json(&self, path: &std::path::Path) -> std::io::Result<()> {
+        let json = serde_json::to_vec_pretty(self).unwrap_or_default();
+        std::fs::write(path, json)?;
+        tracing::info!(path = %path.display(), "report written");
+        Ok(())
+    }
+
     /// The terminal table.
     pub fn render(&self) -> String {
         let mut out = String::new();

@@ -231,8 +231,8 @@ fn summary(
     report.unable = unable;
     print!("{}", report.render());
     if let Some(path) = &settings.report_json {
-        if let Err(e) = crate::oneshot::write_report(path, &report) {
-            tracing::error!(error = %e, "cannot write the report");
+        if let Err(e) = report.write_json(path) {
+            tracing::error!(path = %path.display(), error = %e, "cannot write the report");
         }
     }
 }

@@ -13,7 +13,7 @@ use axum::Router;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use super::api::{api_error, json_response, Resp};
+use super::http::{api_error, empty, json_response, Resp};
 use super::MockHub;
 
 /// The expanded scopes of the all-powerful token (an admin's, with its subscopes).
@@ -115,6 +115,18 @@ pub(super) fn check_scope(
     ))
 }
 
+/// The token check every authenticated route makes: `Authorization: token X` (or Bearer).
+/// Which scopes a known token holds is checked before any handler runs.
+pub(super) fn authorize(hub: &MockHub, headers: &HeaderMap) -> Result<(), Resp> {
+    match token_scopes(hub, headers) {
+        Some(_) => Ok(()),
+        None => Err(api_error(
+            StatusCode::FORBIDDEN,
+            "Missing or invalid credentials.",
+        )),
+    }
+}
+
 async fn whoami(State(hub): State<MockHub>, headers: HeaderMap) -> Resp {
     let Some(mut scopes) = token_scopes(&hub, &headers) else {
         return api_error(StatusCode::FORBIDDEN, "Missing or invalid credentials.");
@@ -182,10 +194,7 @@ async fn delete_group(
         return r;
     }
     match groups(&hub).remove(&name) {
-        Some(_) => axum::http::Response::builder()
-            .status(StatusCode::NO_CONTENT)
-            .body(axum::body::Body::empty())
-            .unwrap_or_default(),
+        Some(_) => empty(StatusCode::NO_CONTENT),
         None => api_error(StatusCode::NOT_FOUND, &format!("No such group: {name}")),
     }
 }

@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::realhub::{soak_on, HubOptions, RealHub};
-use common::soak::{until, SoakProcess};
+use common::soak::{until, write_token};
 use common::*;
 
 on_both_hubs!(
@@ -18,22 +18,6 @@ on_both_hubs!(
 );
 
 const RUNNING: &str = "hubsoak_servers{state=\"running\"}";
-
-fn error_lines(p: &SoakProcess) -> Vec<String> {
-    p.log
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|l| l.contains("\"level\":\"ERROR\""))
-        .cloned()
-        .collect()
-}
-
-fn write_token(path: &std::path::Path, token: &str) {
-    let tmp = path.with_extension("new");
-    std::fs::write(&tmp, format!("{token}\n")).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
 
 async fn rejected_token_then_rotated(major: u8) {
     let hub = RealHub::start(HubOptions::cheap(major)).await;
@@ -66,7 +50,7 @@ async fn rejected_token_then_rotated(major: u8) {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(hub.truth().await.0, spawns0, "no spawn attempted");
     assert!(hub.ours("trust").await.is_empty(), "no user created");
-    let errors = error_lines(&p);
+    let errors = p.error_lines();
     assert_eq!(errors.len(), 1, "{errors:#?}");
     let everything = format!("{}\n{}", p.log.lock().unwrap().join("\n"), body);
     assert!(!everything.contains(wrong), "the token leaked");
@@ -176,7 +160,7 @@ async fn two_soaks_on_one_prefix(major: u8) {
         "the first kept churning"
     );
     assert_eq!(
-        error_lines(&second).len(),
+        second.error_lines().len(),
         1,
         "one ERROR line while waiting"
     );

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::soak::{start_soak, until, SoakProcess};
+use common::soak::{start_soak, until, write_token, SoakProcess};
 use common::*;
 use hubsoak::mockhub::{MockConfig, MockHub, MockServer};
 
@@ -64,23 +64,6 @@ async fn soak_with_file(
     start_soak(&[], &vars).await
 }
 
-fn error_lines(p: &SoakProcess) -> Vec<String> {
-    p.log
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|l| l.contains("\"level\":\"ERROR\""))
-        .cloned()
-        .collect()
-}
-
-fn write_token(path: &std::path::Path, token: &str) {
-    // Replace, as a Kubernetes Secret update does (a new file moved into place).
-    let tmp = path.with_extension("new");
-    std::fs::write(&tmp, format!("{token}\n")).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rejected_token_is_hubsoaks_problem_until_the_token_file_is_rewritten() {
     let (hub, server) = start_mock(fast()).await;
@@ -114,7 +97,7 @@ async fn a_rejected_token_is_hubsoaks_problem_until_the_token_file_is_rewritten(
         stats.mutating_requests, 0,
         "nothing sent that changes state"
     );
-    let errors = error_lines(&p);
+    let errors = p.error_lines();
     assert_eq!(errors.len(), 1, "one ERROR line: {errors:#?}");
     assert!(errors[0].contains("rejected the token"), "{}", errors[0]);
     let m = p.metrics().await;
@@ -178,7 +161,7 @@ async fn a_token_without_a_scope_is_missing_scope_naming_it() {
     let (status, body) = p.get("/readyz").await;
     assert_eq!(status, 503);
     assert!(body.contains("admin:groups"), "{body}");
-    assert!(error_lines(&p)[0].contains("admin:groups"));
+    assert!(p.error_lines()[0].contains("admin:groups"));
     assert_eq!(hub.stats().mutating_requests, 0);
     p.signal("TERM");
     assert_eq!(p.exit_within(Duration::from_secs(20)).await, Some(1));
@@ -291,7 +274,7 @@ async fn two_soaks_on_one_prefix_never_fight() {
         "nobody stopped the first's servers under it"
     );
     assert_eq!(
-        error_lines(&second).len(),
+        second.error_lines().len(),
         1,
         "one ERROR line while it waits"
     );

@@ -116,20 +116,7 @@ impl SoakRecord {
         user: &dyn Display,
         detail: &dyn Display,
     ) {
-        self.metrics
-            .spawn_duration
-            .with_label_values(&[ended.status()])
-            .observe(took.as_secs_f64());
-        if self.journeys {
-            self.journey_metric(Step::Spawn, took, ended == Ended::Success);
-        }
-        match ended.reason() {
-            None => {
-                lock(&self.run).success("spawn", Some(took));
-                lock(&self.interval).spawns.record(took);
-            }
-            Some(reason) => self.failure("spawn", reason, user, detail),
-        }
+        self.server_change(Step::Spawn, ended, took, user, detail);
     }
 
     pub fn stop_finished(
@@ -139,19 +126,40 @@ impl SoakRecord {
         user: &dyn Display,
         detail: &dyn Display,
     ) {
-        self.metrics
-            .stop_duration
+        self.server_change(Step::Stop, ended, took, user, detail);
+    }
+
+    /// A spawn or a stop (`step`) ended: its histogram, its journey step, the report
+    /// and the interval, or the failure.
+    fn server_change(
+        &self,
+        step: Step,
+        ended: Ended,
+        took: Duration,
+        user: &dyn Display,
+        detail: &dyn Display,
+    ) {
+        let histogram = match step {
+            Step::Spawn => &self.metrics.spawn_duration,
+            _ => &self.metrics.stop_duration,
+        };
+        histogram
             .with_label_values(&[ended.status()])
             .observe(took.as_secs_f64());
         if self.journeys {
-            self.journey_metric(Step::Stop, took, ended == Ended::Success);
+            self.journey_metric(step, took, ended == Ended::Success);
         }
+        let action = step.as_str();
         match ended.reason() {
             None => {
-                lock(&self.run).success("stop", Some(took));
-                lock(&self.interval).stops.record(took);
+                lock(&self.run).success(action, Some(took));
+                let mut interval = lock(&self.interval);
+                match step {
+                    Step::Spawn => interval.spawns.record(took),
+                    _ => interval.stops.record(took),
+                }
             }
-            Some(reason) => self.failure("stop", reason, user, detail),
+            Some(reason) => self.failure(action, reason, user, detail),
         }
     }
 

@@ -99,6 +99,24 @@ impl SoakProcess {
     pub fn log_contains(&self, needle: &str) -> bool {
         self.log.lock().unwrap().iter().any(|l| l.contains(needle))
     }
+
+    /// Its log lines at ERROR.
+    pub fn error_lines(&self) -> Vec<String> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains("\"level\":\"ERROR\""))
+            .cloned()
+            .collect()
+    }
+}
+
+/// Replaces the token file as a Kubernetes Secret update does (a new file moved into place).
+pub fn write_token(path: &std::path::Path, token: &str) {
+    let tmp = path.with_extension("new");
+    std::fs::write(&tmp, format!("{token}\n")).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
 }
 
 /// A parsed Prometheus text exposition: series (name with labels) → value.

@@ -67,17 +67,21 @@ pub async fn run(s: &DemoSettings, stop: CancellationToken) -> Result<SoakEnd, D
         })?;
     let metrics_addr = listener.local_addr().unwrap_or(s.metrics_listen);
     let api = server.api_url();
-    println!("hubsoak demo: a simulated JupyterHub at {api}");
-    println!(
+    crate::out::line(format_args!(
+        "hubsoak demo: a simulated JupyterHub at {api}"
+    ));
+    crate::out::line(format_args!(
         "hubsoak demo: the hub's own metrics at http://{}/hub/metrics",
         server.addr
-    );
-    println!("hubsoak demo: metrics at http://{metrics_addr}/metrics (also /livez, /readyz)");
-    println!(
+    ));
+    crate::out::line(format_args!(
+        "hubsoak demo: metrics at http://{metrics_addr}/metrics (also /livez, /readyz)"
+    ));
+    crate::out::line(format_args!(
         "hubsoak demo: keeping {} servers alive for {}; Ctrl-C to stop sooner",
         s.target,
         humantime::format_duration(s.duration)
-    );
+    ));
     tracing::info!(addr = %metrics_addr, "admin server listening");
     let api_url: url::Url = format!("{api}/")
         .parse()

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod mockhub;
 pub mod names;
 pub mod oneshot;
+pub mod out;
 pub mod report;
 pub mod serve;
 pub mod signals;

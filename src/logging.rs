@@ -1,10 +1,11 @@
 //! Logs through `tracing`: key=value text for people, JSON for clusters; to stderr and
-//! optionally a file. Dependencies log only warnings, so no request detail leaks.
+//! optionally a file (created 0600). Every line passes the redactor on its way out, so
+//! no secret reaches a log whatever text a hub sent; dependencies log only warnings.
 
 use std::fs::File;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::Arc;
 
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -12,6 +13,39 @@ use tracing_subscriber::{fmt, EnvFilter, Layer};
 
 use crate::cli::LogFormat;
 use crate::config::LogSettings;
+use crate::hub::redact;
+
+/// Writes each formatted line with every secret replaced.
+struct Redacting<W: Write>(W);
+
+impl<W: Write> Write for Redacting<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        self.0.write_all(redact(&text).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// A log file only its owner may read: it may hold user names and hub answers.
+fn create_private(path: &std::path::Path) -> std::io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        let file = options.open(path)?;
+        // An existing file keeps its mode on open: set it.
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        Ok(file)
+    }
+    #[cfg(not(unix))]
+    options.open(path)
+}
 
 /// Installs the global subscriber; returns the log file's path if there is one.
 pub fn init(settings: &LogSettings) -> std::io::Result<Option<PathBuf>> {
@@ -21,16 +55,17 @@ pub fn init(settings: &LogSettings) -> std::io::Result<Option<PathBuf>> {
         _ => "hubsoak=trace,warn",
     };
     let filter = || EnvFilter::new(level);
+    let stderr = || Redacting(std::io::stderr());
     let stderr_layer = match settings.format {
         LogFormat::Text => fmt::layer()
-            .with_writer(std::io::stderr)
+            .with_writer(stderr)
             .with_ansi(std::io::stderr().is_terminal())
             .with_target(false)
             .compact()
             .with_filter(filter())
             .boxed(),
         LogFormat::Json => fmt::layer()
-            .with_writer(std::io::stderr)
+            .with_writer(stderr)
             .json()
             .with_filter(filter())
             .boxed(),
@@ -45,15 +80,16 @@ pub fn init(settings: &LogSettings) -> std::io::Result<Option<PathBuf>> {
                     std::process::id()
                 ))
             });
-            let file = Mutex::new(File::create(&path)?);
+            let file = Arc::new(create_private(&path)?);
+            let writer = move || Redacting(FileLines(file.clone()));
             let layer = match settings.format {
                 LogFormat::Text => fmt::layer()
-                    .with_writer(file)
+                    .with_writer(writer)
                     .with_ansi(false)
                     .with_filter(filter())
                     .boxed(),
                 LogFormat::Json => fmt::layer()
-                    .with_writer(file)
+                    .with_writer(writer)
                     .json()
                     .with_filter(filter())
                     .boxed(),
@@ -66,4 +102,17 @@ pub fn init(settings: &LogSettings) -> std::io::Result<Option<PathBuf>> {
         .with(file_layer)
         .init();
     Ok(path)
+}
+
+/// The shared log file; each line is one write.
+struct FileLines(Arc<File>);
+
+impl Write for FileLines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        (&*self.0).write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        (&*self.0).flush()
+    }
 }

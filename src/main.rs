@@ -32,7 +32,7 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(errors) => {
             for e in errors {
-                eprintln!("hubsoak: error: {e}");
+                hubsoak::out::error(&e);
             }
             return ExitCode::from(EXIT_BAD_INPUT);
         }
@@ -41,7 +41,7 @@ fn main() -> ExitCode {
         Ok(Some(path)) => eprintln!("hubsoak: logging to {}", path.display()),
         Ok(None) => {}
         Err(e) => {
-            eprintln!("hubsoak: error: --log-to-file: {e}");
+            hubsoak::out::error(format_args!("--log-to-file: {e}"));
             return ExitCode::from(EXIT_BAD_INPUT);
         }
     }
@@ -53,7 +53,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("hubsoak: error: cannot start the runtime: {e}");
+            hubsoak::out::error(format_args!("cannot start the runtime: {e}"));
             return ExitCode::from(EXIT_FAILURES);
         }
     };
@@ -75,7 +75,7 @@ fn clap_exit(e: clap::Error) -> ExitCode {
             let rendered = e.render().to_string();
             let first = rendered.lines().next().unwrap_or("invalid arguments");
             let first = first.strip_prefix("error: ").unwrap_or(first);
-            eprintln!("hubsoak: error: {first} (see hubsoak --help)");
+            hubsoak::out::error(format_args!("{first} (see hubsoak --help)"));
             ExitCode::from(EXIT_BAD_INPUT)
         }
     }
@@ -89,9 +89,9 @@ async fn run(settings: Settings) -> ExitCode {
     let result = match &settings.command {
         CommandSettings::Validate(s) => {
             for w in &s.warnings {
-                eprintln!("hubsoak: warning: {w}");
+                hubsoak::out::warning(w);
             }
-            print!("{}", s.to_toml());
+            hubsoak::out::print(&s.to_toml());
             return ExitCode::SUCCESS;
         }
         CommandSettings::Soak(s) => return soak((**s).clone(), cancel).await,
@@ -99,11 +99,11 @@ async fn run(settings: Settings) -> ExitCode {
             return match hubsoak::demo::run(s, cancel).await {
                 Ok(end) => soak_exit(end),
                 Err(e @ hubsoak::demo::DemoError::Soak(_)) => {
-                    eprintln!("hubsoak: error: {e}");
+                    hubsoak::out::error(&e);
                     ExitCode::from(EXIT_FAILURES)
                 }
                 Err(e) => {
-                    eprintln!("hubsoak: error: {e}");
+                    hubsoak::out::error(&e);
                     ExitCode::from(EXIT_BAD_INPUT)
                 }
             };
@@ -119,7 +119,7 @@ async fn run(settings: Settings) -> ExitCode {
                 Ok(Outcome::Failures) => ExitCode::from(EXIT_FAILURES),
                 Ok(Outcome::ThresholdsMissed) => ExitCode::from(EXIT_THRESHOLDS),
                 Err(e) => {
-                    eprintln!("hubsoak: error: {e}");
+                    hubsoak::out::error(&e);
                     ExitCode::from(if e.is_bad_input() {
                         EXIT_BAD_INPUT
                     } else {
@@ -129,13 +129,14 @@ async fn run(settings: Settings) -> ExitCode {
             };
         }
     };
+    oneshot::release_leases().await;
     match result {
         Ok((Outcome::Clean, _)) => ExitCode::SUCCESS,
         Ok((Outcome::Failures, _)) => ExitCode::from(EXIT_FAILURES),
         Ok((Outcome::ThresholdsMissed, _)) => ExitCode::from(EXIT_THRESHOLDS),
         // Printed once, here; the log does not repeat it.
         Err(e) => {
-            eprintln!("hubsoak: error: {e}");
+            hubsoak::out::error(&e);
             ExitCode::from(if e.is_bad_input() {
                 EXIT_BAD_INPUT
             } else {
@@ -162,7 +163,7 @@ async fn soak(settings: SoakSettings, cancel: CancellationToken) -> ExitCode {
     match hubsoak::soak::run(settings, listener, cancel).await {
         Ok(end) => soak_exit(end),
         Err(e) => {
-            eprintln!("hubsoak: error: {e}");
+            hubsoak::out::error(&e);
             ExitCode::from(EXIT_FAILURES)
         }
     }
@@ -189,7 +190,7 @@ async fn mock_hub(s: &MockHubSettings, cancel: CancellationToken) -> ExitCode {
                     .map(char::from)
                     .collect()
             };
-            println!("export JUPYTERHUB_API_TOKEN={made}");
+            hubsoak::out::line(format_args!("export JUPYTERHUB_API_TOKEN={made}"));
             match Token::new(&made) {
                 Ok(t) => t,
                 Err(_) => return ExitCode::from(EXIT_FAILURES),
@@ -201,17 +202,19 @@ async fn mock_hub(s: &MockHubSettings, cancel: CancellationToken) -> ExitCode {
     let listener = match tokio::net::TcpListener::bind(s.listen).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("hubsoak: error: --listen: cannot bind {}: {e}", s.listen);
+            hubsoak::out::error(format_args!("--listen: cannot bind {}: {e}", s.listen));
             return ExitCode::from(EXIT_BAD_INPUT);
         }
     };
     let addr = listener.local_addr().unwrap_or(s.listen);
-    println!("export JUPYTERHUB_ENDPOINT=http://{addr}/hub/api");
+    hubsoak::out::line(format_args!(
+        "export JUPYTERHUB_ENDPOINT=http://{addr}/hub/api"
+    ));
     tracing::info!(%addr, "simulated JupyterHub serving; Ctrl-C to stop");
     match hub.serve(listener, cancel).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("hubsoak: error: {e}");
+            hubsoak::out::error(&e);
             ExitCode::from(EXIT_FAILURES)
         }
     }

@@ -286,6 +286,9 @@ impl Metrics {
 
     /// Replaces the hub version series (there is only ever one).
     pub fn set_hub_version(&self, version: &str) {
+        // A hub's text: no secret, and short, even in a label.
+        let version = crate::hub::cut(&crate::hub::redact(version), 64).into_owned();
+        let version = version.as_str();
         let mut current = self.hub_version.lock().unwrap_or_else(|e| e.into_inner());
         if current.as_deref() == Some(version) {
             return;

@@ -20,7 +20,7 @@ use super::error::{HubError, Operation};
 use super::models::{ApiError, HubVersion, ProgressEvent, User, UserPage};
 use super::observe::Observer;
 use super::retry::{Idempotency, RetryPolicy};
-use super::token::{AuthHeader, Token};
+use super::token::{cut, redact, AuthHeader, Token};
 use crate::names::{OurName, Prefix};
 
 const PAGINATION_ACCEPT: &str = "application/jupyterhub-pagination+json";
@@ -610,9 +610,10 @@ impl HubClient {
                 Ok(mut stream) => loop {
                     match stream.next_event().await {
                         Ok(Some(event)) if event.failed => {
+                            let message = event.message.unwrap_or_else(|| "no message".into());
                             return Err(SpawnWaitError::Failed(
-                                event.message.unwrap_or_else(|| "no message".into()),
-                            ))
+                                cut(&redact(&message), 400).into_owned(),
+                            ));
                         }
                         Ok(Some(event)) if event.ready => return Ok(()),
                         Ok(Some(_)) => continue,
@@ -812,8 +813,8 @@ pub(super) fn status_error(
     if message.is_empty() {
         message = status.canonical_reason().unwrap_or("").to_string();
     }
-    // Keep error lines short whatever the hub sends.
-    message.truncate(200);
+    // Untrusted text: no secret in it, and short whatever the hub sends.
+    let message = cut(&redact(&message), 200).into_owned();
     let retry_after = headers
         .get(RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
@@ -831,7 +832,7 @@ fn transport_error(op: Operation, err: &reqwest::Error, timeout: Duration) -> Hu
     if err.is_timeout() {
         HubError::Timeout { op, after: timeout }
     } else {
-        // The URL in reqwest's message is ours to show; headers never appear in it.
+        // Headers never appear in reqwest's message; a URL's query might: redact.
         let mut detail = err.to_string();
         let mut source = std::error::Error::source(err);
         while let Some(s) = source {
@@ -839,6 +840,7 @@ fn transport_error(op: Operation, err: &reqwest::Error, timeout: Duration) -> Hu
             detail.push_str(&s.to_string());
             source = s.source();
         }
+        let detail = cut(&redact(&detail), 400).into_owned();
         HubError::Connection { op, detail }
     }
 }

@@ -22,4 +22,4 @@ pub use lease::{group_name, Claim, Holder, Lease};
 pub use models::{HubVersion, Pagination, ProgressEvent, Server, User, UserPage};
 pub use observe::{Both, NoopObserver, Observer, RequestTally};
 pub use retry::{Idempotency, RetryPolicy};
-pub use token::{AuthHeader, InvalidToken, Token};
+pub use token::{cut, redact, AuthHeader, InvalidToken, Minted, Token, REDACTED};

@@ -1,7 +1,12 @@
 //! The API token: a secret that never reaches a log line, a report, `/metrics` or an error.
+//! One reader of its value (the HTTP layer), one header builder, and one redactor that
+//! every text from a hub or a server passes before it is shown: it replaces each secret
+//! hubsoak holds — its token (and any rotated in), passwords, and the tokens it minted
+//! for its users while they live.
 
+use std::borrow::Cow;
 use std::fmt;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use reqwest::header::HeaderValue;
 
@@ -32,6 +37,7 @@ impl Token {
         {
             return Err(InvalidToken::BadCharacters);
         }
+        remember(value);
         Ok(Token(Arc::from(value)))
     }
 
@@ -78,6 +84,88 @@ fn header_for(token: &Token) -> HeaderValue {
     value
 }
 
+/// What replaces a secret in any text shown.
+pub const REDACTED: &str = "[redacted]";
+/// Shorter values are not searched for: they would blank out ordinary words.
+const MIN_SECRET: usize = 6;
+
+/// The secrets held now, each with how many holders it has.
+static SECRETS: Mutex<Vec<(String, usize)>> = Mutex::new(Vec::new());
+
+fn secrets() -> std::sync::MutexGuard<'static, Vec<(String, usize)>> {
+    SECRETS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn remember(secret: &str) {
+    if secret.len() < MIN_SECRET {
+        return;
+    }
+    let mut all = secrets();
+    match all.iter_mut().find(|(s, _)| s == secret) {
+        Some((_, n)) => *n += 1,
+        None => all.push((secret.to_string(), 1)),
+    }
+}
+
+fn forget(secret: &str) {
+    let mut all = secrets();
+    if let Some(i) = all.iter().position(|(s, _)| s == secret) {
+        all[i].1 -= 1;
+        if all[i].1 == 0 {
+            all.swap_remove(i);
+        }
+    }
+}
+
+/// `text` with every secret hubsoak holds replaced by `[redacted]`.
+pub fn redact(text: &str) -> Cow<'_, str> {
+    let all = secrets();
+    if !all.iter().any(|(s, _)| text.contains(s.as_str())) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = text.to_string();
+    for (s, _) in all.iter() {
+        if out.contains(s.as_str()) {
+            out = out.replace(s.as_str(), REDACTED);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// A secret hubsoak minted (a user's token): redacted while this lives.
+pub struct Minted(String);
+
+impl Minted {
+    pub fn new(secret: &str) -> Minted {
+        remember(secret);
+        Minted(secret.to_string())
+    }
+}
+
+impl Drop for Minted {
+    fn drop(&mut self) {
+        forget(&self.0);
+    }
+}
+
+impl fmt::Debug for Minted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Minted([redacted])")
+    }
+}
+
+/// At most `max` bytes of `text`, cut on a character boundary, with `…` if cut.
+pub fn cut(text: &str, max: usize) -> Cow<'_, str> {
+    if text.len() <= max {
+        return Cow::Borrowed(text);
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{}…", &text[..end]))
+}
+
 impl fmt::Debug for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("[redacted]")
@@ -106,6 +194,29 @@ mod tests {
         assert_eq!(t.expose(), "s3cr3t-value");
         assert!(!format!("{t:?} {t}").contains("s3cr3t"));
         assert!(!serde_json::to_string(&t).unwrap().contains("s3cr3t"));
+    }
+
+    #[test]
+    fn redacts_every_secret_held_and_minted_ones_only_while_they_live() {
+        let _t = Token::new("tok-0123456789abcdef").unwrap();
+        let text =
+            "hub answered 403: Invalid credentials in Authorization: token tok-0123456789abcdef";
+        assert_eq!(
+            redact(text),
+            "hub answered 403: Invalid credentials in Authorization: token [redacted]"
+        );
+        let minted = Minted::new("user-secret-42424242");
+        assert!(!redact("x user-secret-42424242 y").contains("42424242"));
+        drop(minted);
+        assert!(redact("x user-secret-42424242 y").contains("42424242"));
+        assert_eq!(redact("nothing secret"), "nothing secret");
+    }
+
+    #[test]
+    fn cuts_on_character_boundaries() {
+        let text = format!("{}é and more", "a".repeat(199));
+        assert_eq!(cut(&text, 200), format!("{}…", "a".repeat(199)));
+        assert_eq!(cut("short", 200), "short");
     }
 
     #[test]

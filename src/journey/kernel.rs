@@ -154,7 +154,9 @@ impl KernelChannel {
             }
         }
         match error {
-            Some(e) => Err(JourneyError::Kernel(e)),
+            Some(e) => Err(JourneyError::Kernel(
+                crate::hub::cut(&crate::hub::redact(&e), 300).into_owned(),
+            )),
             None => Ok(output),
         }
     }

@@ -268,7 +268,8 @@ pub async fn run_kernel_session(
             if output.contains(settings.expect.as_str()) {
                 Ok(())
             } else {
-                Err(JourneyError::UnexpectedOutput(output))
+                let shown = crate::hub::cut(&crate::hub::redact(&output), 300).into_owned();
+                Err(JourneyError::UnexpectedOutput(shown))
             }
         })
         .await;

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use url::Url;
 
 use super::{AuthMode, JourneyError, JourneySettings, KernelChannel};
-use crate::hub::{http_builder, AuthHeader, ClientBuildError, Token};
+use crate::hub::{http_builder, AuthHeader, ClientBuildError, Minted, Token};
 
 /// Redirects followed at most in the OAuth handshake.
 const MAX_REDIRECTS: usize = 10;
@@ -84,6 +84,7 @@ impl Journeys {
             xsrf: None,
             pending_kernel: None,
             revoke: None,
+            _minted: None,
         };
         let password = match &self.settings.auth {
             AuthMode::Token => return Ok(session),
@@ -165,6 +166,7 @@ impl Journeys {
                 "a token answer without token or id".into(),
             ));
         };
+        let minted = Minted::new(secret);
         let mut auth = HeaderValue::from_str(&format!("token {secret}"))
             .map_err(|_| JourneyError::Protocol("the new token is not a header value".into()))?;
         auth.set_sensitive(true);
@@ -175,6 +177,7 @@ impl Journeys {
         Ok(UserSession {
             auth: Some(auth),
             revoke: Some((revoke, self.auth.get())),
+            _minted: Some(minted),
             ..session
         })
     }
@@ -221,6 +224,8 @@ pub struct UserSession {
     pending_kernel: Option<String>,
     /// User-token mode: where to revoke the user's token, with hubsoak's header.
     revoke: Option<(Url, HeaderValue)>,
+    /// User-token mode: the user's token, redacted from every text while it lives.
+    _minted: Option<Minted>,
 }
 
 impl UserSession {

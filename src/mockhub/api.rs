@@ -117,6 +117,27 @@ pub async fn handle_with_faults(
                 api_error(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable"),
             ));
         }
+        if let Some((status, message)) = &faults.answer {
+            let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return Ok(with_version(&hub, api_error(status, message)));
+        }
+        if let Some(status) = faults.echo_credentials {
+            let given = req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
+            let mut resp = api_error(
+                status,
+                &format!("Invalid credentials in Authorization: {given}"),
+            );
+            if let Ok(v) = HeaderValue::from_str(&given) {
+                resp.headers_mut().insert("x-echo-authorization", v);
+            }
+            return Ok(with_version(&hub, resp));
+        }
         malformed = cut;
     }
     if let Some(refused) = super::tokens::check_scope(&hub, req.method(), path, req.headers()) {

@@ -103,6 +103,11 @@ pub struct Faults {
     pub kernel_start_status: Option<u16>,
     /// Kernels take execute requests and never answer them.
     pub kernel_silent: bool,
+    /// Answer with this status, echoing the request's Authorization header in the body
+    /// and in a header, as a careless proxy or WAF in front of a hub does.
+    pub echo_credentials: Option<u16>,
+    /// Answer with this status and error message (e.g. a long, localized one).
+    pub answer: Option<(u16, String)>,
 }
 
 /// What the simulator saw, for tests.

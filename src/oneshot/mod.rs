@@ -82,8 +82,8 @@ pub struct Run {
     recorder: Arc<Mutex<Recorder>>,
     pub cancel: CancellationToken,
     meta: ReportMeta,
-    /// The prefix lease while this run holds it, and its renewal.
-    lease: Option<(Lease, tokio::task::JoinHandle<()>)>,
+    /// The prefix lease while this run holds it (released however the run ends).
+    lease: Option<HeldLease>,
     /// WARN lines for failures, a count rather than a flood.
     voice: crate::voice::FailureLog,
 }
@@ -190,11 +190,8 @@ impl Run {
         settings: &ReportSettings,
     ) -> Result<(Outcome, RunReport), RunError> {
         self.voice.flush_all();
-        if let Some((lease, renewal)) = self.lease.take() {
-            renewal.abort();
-            if let Err(e) = lease.release().await {
-                tracing::warn!(error = %e, "cannot release the prefix lease; it expires by itself");
-            }
+        if let Some(held) = self.lease.take() {
+            held.release().await;
         }
         let mut report = self.record().report(self.meta.clone(), &self.tally);
         report.thresholds = settings
@@ -202,7 +199,7 @@ impl Run {
             .iter()
             .map(|t| t.check(&report))
             .collect();
-        print!("{}", report.render());
+        crate::out::print(&report.render());
         if let Some(path) = settings.json.as_deref() {
             write_report(path, &report)?;
         }
@@ -221,12 +218,56 @@ impl Run {
     }
 }
 
+/// A one-shot's lease: renewed while it runs, released when the run finishes — or,
+/// when the run ends in an error, by [`release_leases`] before the process exits, so
+/// the next run is not refused for a minute.
+struct HeldLease {
+    lease: Option<Lease>,
+    renewal: tokio::task::JoinHandle<()>,
+}
+
+/// Releases handed over by runs that ended in an error, for `main` to wait on.
+static RELEASING: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>> =
+    std::sync::Mutex::new(Vec::new());
+
+impl HeldLease {
+    async fn release(mut self) {
+        self.renewal.abort();
+        if let Some(lease) = self.lease.take() {
+            release(&lease).await;
+        }
+    }
+}
+
+async fn release(lease: &Lease) {
+    if let Err(e) = lease.release().await {
+        tracing::warn!(error = %e, "cannot release the prefix lease; it expires by itself");
+    }
+}
+
+impl Drop for HeldLease {
+    fn drop(&mut self) {
+        self.renewal.abort();
+        if let Some(lease) = self.lease.take() {
+            let handle = tokio::spawn(async move { release(&lease).await });
+            RELEASING
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(handle);
+        }
+    }
+}
+
+/// Waits (a few seconds at most) for the leases of runs that ended in an error.
+pub async fn release_leases() {
+    let pending: Vec<_> = std::mem::take(&mut *RELEASING.lock().unwrap_or_else(|e| e.into_inner()));
+    let all = futures::future::join_all(pending);
+    let _ = tokio::time::timeout(Duration::from_secs(5), all).await;
+}
+
 /// Takes the prefix lease for the run (renewed until it ends), or refuses to run on a
 /// prefix another instance holds — unless `--force`. A dry run only looks.
-async fn take_lease(
-    client: &HubClient,
-    target: &Target,
-) -> Result<Option<(Lease, tokio::task::JoinHandle<()>)>, RunError> {
+async fn take_lease(client: &HubClient, target: &Target) -> Result<Option<HeldLease>, RunError> {
     let lease = Lease::new(client.clone(), &target.prefix, LEASE_TTL);
     let hub_error = |source| RunError::Hub {
         doing: "taking the prefix lease",
@@ -256,7 +297,10 @@ async fn take_lease(
                         }
                     }
                 });
-                return Ok(Some((lease, renewal)));
+                return Ok(Some(HeldLease {
+                    lease: Some(lease),
+                    renewal,
+                }));
             }
             Claim::HeldBy(h) => Some(h),
             Claim::Contended => None,
@@ -300,9 +344,9 @@ pub fn progress_bar(len: u64, label: &'static str) -> ProgressBar {
 
 /// Prints a dry run's plan.
 pub fn print_plan(lines: &[String]) {
-    println!("dry run: nothing will be changed. Plan:");
+    crate::out::line(format_args!("dry run: nothing will be changed. Plan:"));
     for line in lines {
-        println!("  - {line}");
+        crate::out::line(format_args!("  - {line}"));
     }
 }
 

@@ -43,7 +43,11 @@ async fn run_cycles(
         if cancel.is_cancelled() {
             break;
         }
-        println!("== cycle {} of {}: {users} users", i + 1, s.cycles.len());
+        crate::out::line(format_args!(
+            "== cycle {} of {}: {users} users",
+            i + 1,
+            s.cycles.len()
+        ));
         let round = StressSettings {
             count: users,
             batch_size: users,
@@ -57,9 +61,9 @@ async fn run_cycles(
         let (o, report) = run_once(&round, cancel.clone()).await?;
         outcome = outcome.max(o);
         rounds.push(report);
-        println!();
+        crate::out::line("");
     }
-    print!("{}", cycles_table(&rounds));
+    crate::out::print(&cycles_table(&rounds));
     let mut all = merge(&rounds).map_err(|e| RunError::Merge(e.to_string()))?;
     all.parameters = json!({ "cycles": s.cycles, "rounds": all.parameters["runs"] });
     all.thresholds = rounds

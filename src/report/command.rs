@@ -52,8 +52,12 @@ pub fn run(job: &ReportJob) -> Result<Outcome, ReportCommandError> {
                 output,
                 &serde_json::to_vec_pretty(&merged).unwrap_or_default(),
             )?;
-            print!("{}", merged.render());
-            println!("merged {} reports into {}", read.len(), output.display());
+            crate::out::print(&merged.render());
+            crate::out::line(format_args!(
+                "merged {} reports into {}",
+                read.len(),
+                output.display()
+            ));
             Ok(Outcome::Clean)
         }
         ReportJob::Diff {
@@ -64,10 +68,10 @@ pub fn run(job: &ReportJob) -> Result<Outcome, ReportCommandError> {
         } => {
             let (b, n) = (read(base)?, read(new)?);
             let rows = diff::diff(&b, &n, *tolerance);
-            print!("{}", diff::render(&b, &n, &rows, *tolerance));
+            crate::out::print(&diff::render(&b, &n, &rows, *tolerance));
             let results: Vec<_> = thresholds.iter().map(|t| t.check(&b, &n)).collect();
             for r in &results {
-                println!("threshold: {r}");
+                crate::out::line(format_args!("threshold: {r}"));
             }
             Ok(if results.iter().any(|r| !r.passed) {
                 Outcome::ThresholdsMissed
@@ -78,7 +82,7 @@ pub fn run(job: &ReportJob) -> Result<Outcome, ReportCommandError> {
         ReportJob::Html { report, output } => {
             let r = read(report)?;
             write(output, html::render(&r).as_bytes())?;
-            println!("wrote {}", output.display());
+            crate::out::line(format_args!("wrote {}", output.display()));
             Ok(Outcome::Clean)
         }
     }

@@ -229,7 +229,7 @@ fn summary(
     };
     let mut report = record.report(meta);
     report.unable = unable;
-    print!("{}", report.render());
+    crate::out::print(&report.render());
     if let Some(path) = &settings.report_json {
         if let Err(e) = report.write_json(path) {
             tracing::error!(path = %path.display(), error = %e, "cannot write the report");

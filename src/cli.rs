@@ -179,7 +179,7 @@ pub struct SoakArgs {
     #[arg(short = 'c', long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// population.target
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub target: Option<String>,
     /// metrics.listen, e.g. 127.0.0.1:9095
     #[arg(long, value_name = "ADDR")]
@@ -214,7 +214,7 @@ pub struct DemoArgs {
     #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
     pub hub_listen: String,
     /// Servers to keep running
-    #[arg(long, default_value = "20")]
+    #[arg(long, default_value = "20", allow_hyphen_values = true)]
     pub target: String,
     /// Probability that a simulated spawn fails
     #[arg(long, default_value = "0.05")]
@@ -233,10 +233,10 @@ pub struct DemoArgs {
 #[derive(Debug, Args)]
 pub struct StressTestArgs {
     /// Users (and servers) to create
-    #[arg(short = 'c', long, default_value = "100")]
+    #[arg(short = 'c', long, default_value = "100", allow_hyphen_values = true)]
     pub count: String,
     /// Users created per request, and servers started at once
-    #[arg(short = 'b', long, default_value = "10")]
+    #[arg(short = 'b', long, default_value = "10", allow_hyphen_values = true)]
     pub batch_size: String,
     /// Rising rounds instead of one run, e.g. 10:20:30: each round starts that many
     /// servers at once (overriding -c and -b), then stops them; each reported on its own
@@ -328,7 +328,7 @@ pub struct JourneyArgs {
     #[arg(long, default_value = "5 * 4")]
     pub code: String,
     /// The output must contain this ("" accepts any output)
-    #[arg(long, default_value = "20")]
+    #[arg(long, default_value = "20", allow_hyphen_values = true)]
     pub expect: String,
     /// Pause between executions
     #[arg(long, default_value = "5s", value_name = "DURATION")]
@@ -348,13 +348,13 @@ pub struct JourneyArgs {
 #[derive(Debug, Args)]
 pub struct ActivityArgs {
     /// Users to post activity for
-    #[arg(short = 'c', long, default_value = "100")]
+    #[arg(short = 'c', long, default_value = "100", allow_hyphen_values = true)]
     pub count: String,
     /// Activity requests in flight at once
-    #[arg(short = 'w', long, default_value = "100")]
+    #[arg(short = 'w', long, default_value = "100", allow_hyphen_values = true)]
     pub workers: String,
     /// Activity posts per user
-    #[arg(long, default_value = "1")]
+    #[arg(long, default_value = "1", allow_hyphen_values = true)]
     pub rounds: String,
     /// Time between pings of GET /users/{first}
     #[arg(long, default_value = "200ms", value_name = "DURATION")]
@@ -369,7 +369,7 @@ pub struct ActivityArgs {
 #[derive(Debug, Args)]
 pub struct PurgeArgs {
     /// Users stopped and deleted at once
-    #[arg(short = 'b', long, default_value = "10")]
+    #[arg(short = 'b', long, default_value = "10", allow_hyphen_values = true)]
     pub batch_size: String,
     /// Give up on a stop this long after it was asked for
     #[arg(long, default_value = "120s", value_name = "DURATION")]

@@ -209,3 +209,150 @@ async fn a_long_localized_error_is_cut_on_a_character_boundary() {
         out.all()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_bad_input_is_refused_before_the_first_request() {
+    let (hub, server) = start_mock(fast()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let not_pem = dir.path().join("ca.pem");
+    std::fs::write(&not_pem, "this is no certificate\n").unwrap();
+    let inside = format!("{}/../login", server.api_url());
+    let dir_path = dir.path().to_str().unwrap().to_string();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["stress-test", "--threshold", "spwan_p95<60s"],
+            "--threshold",
+        ),
+        (
+            vec!["stress-test", "--threshold", "spawn_p95<soon"],
+            "--threshold",
+        ),
+        (
+            vec!["stress-test", "--spawn-timeout", "0s"],
+            "--spawn-timeout",
+        ),
+        (
+            vec!["stress-test", "--stop-timeout", "0s"],
+            "--stop-timeout",
+        ),
+        (vec!["purge", "--stop-timeout", "0s"], "--stop-timeout"),
+        (
+            vec!["--request-timeout", "0s", "stress-test"],
+            "--request-timeout",
+        ),
+        (
+            vec!["stress-test", "--report-json", &dir_path],
+            "--report-json",
+        ),
+        (
+            vec!["stress-test", "--report-json", "/nonexistent/r.json"],
+            "--report-json",
+        ),
+        (
+            vec!["--ca-file", not_pem.to_str().unwrap(), "stress-test"],
+            "--ca-file",
+        ),
+        (
+            vec!["stress-test", "-c", "99999999999999999999999"],
+            "--count: must be from 1 to",
+        ),
+        (
+            vec!["stress-test", "-c", "-5"],
+            "--count: must be from 1 to",
+        ),
+        (vec!["activity-stress-test", "--workers", "-1"], "--workers"),
+        (vec!["soak", "--target", "-5"], "population.target"),
+        (vec!["-e", &inside, "stress-test"], "--endpoint"),
+    ];
+    for (args, key) in cases {
+        let out = against(&server, &args).await;
+        assert_eq!(out.code, 2, "{args:?}: {}", out.all());
+        let lines: Vec<&str> = out.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{args:?}: one line: {}", out.stderr);
+        assert!(
+            lines[0].starts_with("hubsoak: error: "),
+            "{args:?}: {}",
+            lines[0]
+        );
+        assert!(lines[0].contains(key), "{args:?} names {key}: {}", lines[0]);
+    }
+    assert_eq!(hub.stats().requests, 0, "nothing was sent");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hub_and_base_url_endpoints_work() {
+    let (_hub, server) = start_mock(fast()).await;
+    let root = format!("http://{}", server.addr);
+    for endpoint in [
+        format!("{root}/hub"),
+        format!("{root}/hub/"),
+        format!("{root}/"),
+    ] {
+        let out = against(&server, &["-e", &endpoint, "stress-test", "-c", "1"]).await;
+        assert_eq!(out.code, 0, "{endpoint}: {}", out.all());
+    }
+    let (_hub, jhub) = start_mock(hubsoak::mockhub::MockConfig {
+        base_url: Some("/jhub".into()),
+        ..fast()
+    })
+    .await;
+    let root = format!("http://{}", jhub.addr);
+    for endpoint in [
+        format!("{root}/jhub/hub"),
+        format!("{root}/jhub/"),
+        format!("{root}/jhub/hub/api"),
+    ] {
+        let out = hubsoak(
+            &["-e", &endpoint, "stress-test", "-c", "1"],
+            &[("JUPYTERHUB_API_TOKEN", TOKEN)],
+        )
+        .await;
+        assert_eq!(out.code, 0, "{endpoint}: {}", out.all());
+    }
+    // The same hub at its root is no API: said so, exit 2.
+    let out = hubsoak(
+        &["-e", &format!("{root}/"), "stress-test", "-c", "1"],
+        &[("JUPYTERHUB_API_TOKEN", TOKEN)],
+    )
+    .await;
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert!(
+        out.stderr.contains("no JupyterHub API there"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_knowable_cause_gets_its_hint() {
+    let (_hub, server) = start_mock(fast()).await;
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let html = html_server().await;
+    let cases = [
+        (
+            format!("https://{}/hub/api", server.addr),
+            "is the hub serving http?",
+            1,
+        ),
+        (format!("http://{closed}/hub/api"), "nothing listens at", 1),
+        (html, "a login page", 2),
+    ];
+    for (endpoint, hint, code) in cases {
+        let out = hubsoak(
+            &["-e", &endpoint, "stress-test", "-c", "1"],
+            &[("JUPYTERHUB_API_TOKEN", TOKEN)],
+        )
+        .await;
+        assert_eq!(out.code, code, "{endpoint}: {}", out.all());
+        assert!(out.stderr.contains(hint), "{endpoint}: {}", out.stderr);
+        assert_eq!(
+            out.stderr.matches("hubsoak: error:").count(),
+            1,
+            "once: {}",
+            out.stderr
+        );
+    }
+}

@@ -522,28 +522,6 @@ async fn validate_warns_of_settings_that_cannot_reach_their_target() {
 #[allow(dead_code)]
 fn _uses(_: &MockHub) {}
 
-/// Something that is not a hub: a login page answering 200 to everything.
-async fn html_server() -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                let _ = socket.read(&mut buf).await;
-                let body = "<html><body><form>Sign in</form></body></html>";
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = socket.write_all(format!("{head}{body}").as_bytes()).await;
-            });
-        }
-    });
-    format!("http://{addr}/hub/api")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn an_endpoint_that_is_no_hub_is_not_a_hub() {
     let url = html_server().await;

@@ -40,6 +40,14 @@ impl SettingsError {
             message: one_line(&message.into()),
         }
     }
+
+    /// Adds where in the file it is.
+    pub fn at(mut self, line: Option<usize>) -> Self {
+        if let Some(line) = line {
+            self.message = format!("{} (line {line})", self.message);
+        }
+        self
+    }
 }
 
 /// Folds a parser's multi-line message (a source snippet with carets) into one line,
@@ -274,18 +282,42 @@ pub fn parse_duration(key: &str, raw: &str) -> Result<Duration, SettingsError> {
     })
 }
 
-fn parse_count(key: &str, raw: &str, min: u64) -> Result<u64, SettingsError> {
-    match raw.trim().parse::<i128>() {
-        Ok(n) if n >= min as i128 && n <= u32::MAX as i128 => Ok(n as u64),
-        Ok(n) => Err(SettingsError::new(
-            key,
-            format!("must be at least {min} (got {n})"),
-        )),
-        Err(_) => Err(SettingsError::new(
-            key,
-            format!("{raw:?} is not a whole number"),
-        )),
+/// A duration where zero makes no sense (a timeout, a run's length).
+fn parse_positive_duration(key: &str, raw: &str) -> Result<Duration, SettingsError> {
+    match parse_duration(key, raw)? {
+        d if d.is_zero() => Err(SettingsError::new(key, "must be more than 0s")),
+        d => Ok(d),
     }
+}
+
+/// The most of anything hubsoak counts (users, batch sizes, workers, rounds).
+const COUNT_MAX: u64 = u32::MAX as u64;
+
+fn parse_count(key: &str, raw: &str, min: u64) -> Result<u64, SettingsError> {
+    let out_of_range = |got: &str| {
+        SettingsError::new(
+            key,
+            format!("must be from {min} to {COUNT_MAX} (got {got})"),
+        )
+    };
+    let trimmed = raw.trim();
+    if !trimmed.is_empty()
+        && trimmed
+            .strip_prefix('-')
+            .unwrap_or(trimmed)
+            .chars()
+            .all(|c| c.is_ascii_digit())
+    {
+        // A whole number, perhaps too big for any integer type.
+        return match trimmed.parse::<i128>() {
+            Ok(n) if n >= min as i128 && n <= COUNT_MAX as i128 => Ok(n as u64),
+            _ => Err(out_of_range(trimmed)),
+        };
+    }
+    Err(SettingsError::new(
+        key,
+        format!("{raw:?} is not a whole number (from {min} to {COUNT_MAX})"),
+    ))
 }
 
 fn parse_rate(key: &str, raw: &str) -> Result<f64, SettingsError> {
@@ -317,13 +349,43 @@ pub fn parse_endpoint(key: &str, raw: &str) -> Result<Url, SettingsError> {
         return Err(bad("it must not have a query or fragment"));
     }
     let path = url.path().trim_end_matches('/').to_string();
-    let path = if path.ends_with("/hub/api") {
-        format!("{path}/")
-    } else {
-        format!("{path}/hub/api/")
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let path = match segments.as_slice() {
+        [.., "hub", "api"] => format!("{path}/"),
+        // The hub's own URL, e.g. https://host/hub or https://host/jhub/hub.
+        [.., "hub"] => format!("{path}/api/"),
+        s if s.contains(&"hub") || s.contains(&"user") => {
+            return Err(bad(
+                "it is a page or API call inside the hub; give the hub's API \
+                 (https://host/hub/api), the hub (https://host/hub) or its root \
+                 (https://host/, https://host/BASE_URL/)",
+            ))
+        }
+        // The root, or a base_url.
+        _ => format!("{path}/hub/api/"),
     };
     url.set_path(&path);
     Ok(url)
+}
+
+/// A CA file must hold at least one PEM certificate: checked before the first request.
+pub fn check_ca_file(key: &str, path: &Path) -> Result<(), SettingsError> {
+    let pem = std::fs::read(path)
+        .map_err(|e| SettingsError::new(key, format!("cannot read {}: {e}", path.display())))?;
+    match reqwest::Certificate::from_pem_bundle(&pem) {
+        Ok(certs) if !certs.is_empty() => Ok(()),
+        Ok(_) => Err(SettingsError::new(
+            key,
+            format!(
+                "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                path.display()
+            ),
+        )),
+        Err(e) => Err(SettingsError::new(
+            key,
+            format!("{} is not a PEM certificate bundle: {e}", path.display()),
+        )),
+    }
 }
 
 /// The token from a file (if given) or the flag/env value.
@@ -353,18 +415,42 @@ pub fn resolve_token(
 
 /// The report path must be writable where it points, checked before the run.
 fn check_output_path(key: &str, path: &Option<PathBuf>, problems: &mut Problems) {
-    if let Some(path) = path {
-        let parent = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        if !parent.is_dir() {
-            problems.push(
-                key,
-                format!("directory {} does not exist", parent.display()),
-            );
-        }
+    let Some(path) = path else {
+        return;
+    };
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if path.is_dir() {
+        problems.push(
+            key,
+            format!("{} is a directory; give a file's path", path.display()),
+        );
+    } else if !parent.is_dir() {
+        problems.push(
+            key,
+            format!("directory {} does not exist", parent.display()),
+        );
+    } else if let Err(e) = probe_writable(path) {
+        problems.push(key, format!("cannot write {}: {e}", path.display()));
     }
+}
+
+/// Opens `path` for writing without changing it (an empty file made for the probe is
+/// removed again).
+fn probe_writable(path: &Path) -> std::io::Result<()> {
+    if path.exists() {
+        return std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map(drop);
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    std::fs::remove_file(path)
 }
 
 impl Settings {
@@ -531,7 +617,10 @@ fn demo(args: &DemoArgs, p: &mut Problems) -> Option<DemoSettings> {
         parse_rate("--spawn-failure-rate", &args.spawn_failure_rate),
         0.0,
     );
-    let duration = p.take(parse_duration("--duration", &args.duration), Duration::ZERO);
+    let duration = p.take(
+        parse_positive_duration("--duration", &args.duration),
+        Duration::ZERO,
+    );
     if duration.is_zero() {
         p.push("--duration", "must be more than 0s");
     }
@@ -627,11 +716,8 @@ fn target(cli: &Cli, env: &HashMap<String, String>, problems: &mut Problems) -> 
         )
     });
     if let Some(ca) = &cli.ca_file {
-        if !ca.is_file() {
-            problems.push(
-                "--ca-file",
-                format!("{} is not a readable file", ca.display()),
-            );
+        if let Err(e) = check_ca_file("--ca-file", ca) {
+            problems.0.push(e);
         }
     }
     Some(Target {
@@ -664,11 +750,11 @@ fn stress(
             .collect(),
     };
     let spawn_timeout = p.take(
-        parse_duration("--spawn-timeout", &args.spawn_timeout),
+        parse_positive_duration("--spawn-timeout", &args.spawn_timeout),
         Duration::ZERO,
     );
     let stop_timeout = p.take(
-        parse_duration("--stop-timeout", &args.stop_timeout),
+        parse_positive_duration("--stop-timeout", &args.stop_timeout),
         Duration::ZERO,
     );
     let server = server_choice(&args.server, p);
@@ -863,7 +949,7 @@ fn activity(
 fn purge(args: &PurgeArgs, target: Option<Target>, p: &mut Problems) -> Option<PurgeSettings> {
     let batch_size = p.take(parse_count("--batch-size", &args.batch_size, 1), 1);
     let stop_timeout = p.take(
-        parse_duration("--stop-timeout", &args.stop_timeout),
+        parse_positive_duration("--stop-timeout", &args.stop_timeout),
         Duration::ZERO,
     );
     let report = report_settings(&args.report, actions::PURGE, p);

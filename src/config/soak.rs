@@ -253,7 +253,18 @@ fn merge(o: &SoakOverrides, env: &HashMap<String, String>) -> Result<Value, Sett
                 format!("cannot read {}: {e}", path.display()),
             ));
         }
-        b = b.add_source(File::from(path.as_path()).format(FileFormat::Toml));
+        // Parsed here first: the toml crate's message names a duplicate table or key.
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            SettingsError::new("--config", format!("cannot read {}: {e}", path.display()))
+        })?;
+        if let Err(e) = text.parse::<toml::Table>() {
+            return Err(SettingsError::new(
+                "--config",
+                format!("{}: {}", path.display(), e.message()),
+            )
+            .at(e.span().map(|s| line_of(&text, s.start))));
+        }
+        b = b.add_source(File::from_str(&text, FileFormat::Toml));
     }
     // JupyterHub's own variables, below our HUBSOAK__ ones.
     let mut jh = Map::new();
@@ -294,6 +305,11 @@ fn merge(o: &SoakOverrides, env: &HashMap<String, String>) -> Result<Value, Sett
     })?;
     cfg.try_deserialize::<Value>()
         .map_err(|e| SettingsError::new("settings", e.to_string()))
+}
+
+/// The 1-based line of byte `at` in `text`.
+fn line_of(text: &str, at: usize) -> usize {
+    text.get(..at).map_or(0, |t| t.matches('\n').count()) + 1
 }
 
 /// Reads typed values out of the merged tree, recording every problem.
@@ -521,11 +537,8 @@ pub fn load(
         .filter(|p| !p.trim().is_empty())
         .map(PathBuf::from);
     if let Some(ca) = &ca_file {
-        if !ca.is_file() {
-            r.fail(
-                "hub.ca_file",
-                format!("{} is not a readable file", ca.display()),
-            );
+        if let Err(e) = super::check_ca_file("hub.ca_file", ca) {
+            r.problems.push(e);
         }
     }
     let prefix = r.text("users.prefix").unwrap_or_default();

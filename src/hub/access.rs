@@ -215,6 +215,10 @@ impl HubClient {
                         .flatten();
                     match parsed {
                         Some(v) => Ok(Ok(v)),
+                        // Even from the hub itself: not its API's address.
+                        None if status == StatusCode::NOT_FOUND => {
+                            Ok(Err("HTTP 404: no JupyterHub API there".into()))
+                        }
                         None if from_hub || status.is_server_error() || status == 429 => {
                             Err(match status {
                                 StatusCode::OK => decode::<HubVersion>(op, &body)
@@ -263,7 +267,7 @@ fn content_kind(headers: &reqwest::header::HeaderMap) -> &'static str {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     if ct.starts_with("text/html") {
-        ", an HTML page"
+        ", an HTML page (a login page?)"
     } else if ct.is_empty() {
         ""
     } else {

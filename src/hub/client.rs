@@ -784,8 +784,43 @@ fn decode_page(op: Operation, body: &Bytes) -> Result<Page, HubError> {
 pub(super) fn decode<T: DeserializeOwned>(op: Operation, body: &Bytes) -> Result<T, HubError> {
     serde_json::from_slice(body).map_err(|e| HubError::InvalidResponse {
         op,
-        detail: e.to_string(),
+        detail: if body.trim_ascii_start().starts_with(b"<") {
+            "an HTML page where JSON was expected: this looks like a login page; is the \
+             endpoint the hub's API (…/hub/api)?"
+                .to_string()
+        } else {
+            e.to_string()
+        },
     })
+}
+
+/// What to do about a connection that failed, when the cause is knowable.
+fn connection_hint(detail: &str, url: Option<&Url>) -> Option<String> {
+    let place = url
+        .map(|u| {
+            format!(
+                "{}:{}",
+                u.host_str().unwrap_or(""),
+                u.port_or_known_default().unwrap_or(0)
+            )
+        })
+        .unwrap_or_else(|| "that address".into());
+    if detail.contains("Connection refused") {
+        Some(format!(
+            "nothing listens at {place}: is the hub running, and is this its address?"
+        ))
+    } else if detail.contains("InvalidContentType")
+        || detail.contains("corrupt message")
+        || detail.contains("wrong version number")
+    {
+        Some(format!(
+            "a TLS handshake with a plain-http port: is the hub serving http? use http://{place}/…"
+        ))
+    } else if detail.contains("dns error") || detail.contains("failed to lookup address") {
+        Some(format!("the name in {place} does not resolve"))
+    } else {
+        None
+    }
 }
 
 fn api_message(body: &Bytes) -> String {
@@ -840,7 +875,11 @@ fn transport_error(op: Operation, err: &reqwest::Error, timeout: Duration) -> Hu
             detail.push_str(&s.to_string());
             source = s.source();
         }
-        let detail = cut(&redact(&detail), 400).into_owned();
+        let mut detail = cut(&redact(&detail), 400).into_owned();
+        if let Some(hint) = connection_hint(&detail, err.url()) {
+            detail.push_str(" — ");
+            detail.push_str(&hint);
+        }
         HubError::Connection { op, detail }
     }
 }

@@ -36,6 +36,8 @@ pub struct MockConfig {
     /// More tokens the hub accepts, each with only the scopes listed (as a service's
     /// role would give them); a request needing another scope gets 403.
     pub limited_tokens: Vec<(String, Vec<String>)>,
+    /// JupyterHub's base_url without its trailing slash (`/jhub`), or `None` for `/`.
+    pub base_url: Option<String>,
     /// Reported by `GET /hub/api/` and `X-JupyterHub-Version`.
     pub version: String,
     pub spawn_delay: Duration,
@@ -67,6 +69,7 @@ impl Default for MockConfig {
         MockConfig {
             token: "mock-token".into(),
             limited_tokens: Vec::new(),
+            base_url: None,
             version: "6.1.1".into(),
             spawn_delay: Duration::from_secs(2),
             spawn_jitter: Duration::ZERO,
@@ -279,7 +282,10 @@ impl MockHub {
         listener: TcpListener,
         shutdown: CancellationToken,
     ) -> std::io::Result<()> {
-        let router = api::router(self.clone());
+        let router = match &self.inner.cfg.base_url {
+            Some(base) => axum::Router::new().nest(base, api::router(self.clone())),
+            None => api::router(self.clone()),
+        };
         let hub = self.clone();
         crate::serve::serve_http1(listener, shutdown, move |req| {
             api::handle_with_faults(hub.clone(), router.clone(), req)

@@ -13,10 +13,37 @@ use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn simulator_keeps_the_contract() {
-    let (_hub, server) = start_mock(fast()).await;
+    // A second token with the expanded scopes a real hub gives the README's role
+    // without admin:groups (as the real-hub harness's "no-groups" service has).
+    let no_groups = format!("{TOKEN}-no-groups");
+    let scopes = [
+        "access:servers",
+        "admin:auth_state",
+        "admin:users",
+        "delete:servers",
+        "delete:users",
+        "list:users",
+        "read:servers",
+        "read:tokens",
+        "read:users",
+        "read:users:activity",
+        "servers",
+        "tokens",
+        "users",
+        "users:activity",
+    ];
+    let (_hub, server) = start_mock(MockConfig {
+        limited_tokens: vec![(
+            no_groups.clone(),
+            scopes.iter().map(|s| s.to_string()).collect(),
+        )],
+        ..fast()
+    })
+    .await;
     let c = Contract::new(&server.api_url(), TOKEN, "contract-");
     c.users_and_activity().await;
     c.server_lifecycle().await;
+    c.errors_groups_and_scopes(TOKEN, &no_groups).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -60,6 +60,8 @@ async fn contract(major: u8) {
     let c = Contract::new(&hub.api_url(), &hub.admin_token, "pact-");
     c.users_and_activity().await;
     c.server_lifecycle().await;
+    c.errors_groups_and_scopes(&hub.token, &format!("{}-no-groups", hub.token))
+        .await;
     others.assert_untouched(&hub).await;
 }
 

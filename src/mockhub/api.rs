@@ -18,7 +18,7 @@ use rand::Rng;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-use super::http::{api_error, empty, json_response, Resp};
+use super::http::{api_error, empty, json_response, Resp, INVALID_JSON};
 use super::state::{server_url, Phase};
 use super::tokens::authorize;
 use super::MockHub;
@@ -43,7 +43,10 @@ pub fn router(hub: MockHub) -> Router {
         .route("/hub/api/", get(version))
         .route("/hub/metrics", get(metrics))
         .route("/hub/api/users", get(list_users).post(create_users))
-        .route("/hub/api/users/{name}", get(get_user).delete(delete_user))
+        .route(
+            "/hub/api/users/{name}",
+            get(get_user).post(create_user).delete(delete_user),
+        )
         .route(
             "/hub/api/users/{name}/server",
             axum::routing::post(start_default).delete(stop_default),
@@ -307,7 +310,7 @@ async fn list_users(
 async fn create_users(State(hub): State<MockHub>, headers: HeaderMap, body: Bytes) -> Resp {
     authorized!(hub, headers);
     let Ok(Value::Object(data)) = serde_json::from_slice::<Value>(&body) else {
-        return api_error(StatusCode::BAD_REQUEST, "body must be a json dict");
+        return api_error(StatusCode::BAD_REQUEST, INVALID_JSON);
     };
     let names: Vec<String> = match data.get("usernames") {
         Some(Value::Array(list)) => list
@@ -357,6 +360,41 @@ async fn create_users(State(hub): State<MockHub>, headers: HeaderMap, body: Byte
         .filter_map(|n| st.users.get(n).map(|u| st.user_model(u)))
         .collect();
     json_response(StatusCode::CREATED, &Value::Array(models))
+}
+
+/// `POST /users/{name}`: one user (body: optional `{"admin": bool}`); 409 if it exists.
+async fn create_user(
+    State(hub): State<MockHub>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Resp {
+    authorized!(hub, headers);
+    let data = if body.iter().all(u8::is_ascii_whitespace) {
+        serde_json::Map::new()
+    } else {
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Object(m)) => m,
+            Ok(_) => serde_json::Map::new(),
+            Err(_) => return api_error(StatusCode::BAD_REQUEST, INVALID_JSON),
+        }
+    };
+    let name = name.to_lowercase();
+    let mut st = hub.lock();
+    if st.users.contains_key(&name) {
+        return api_error(StatusCode::CONFLICT, &format!("User {name} already exists"));
+    }
+    let admin = data.get("admin").and_then(Value::as_bool).unwrap_or(false);
+    st.add_user(&name, admin);
+    hub.inner
+        .counters
+        .users_created
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    hub.sync_gauges(&st);
+    match st.users.get(&name) {
+        Some(u) => json_response(StatusCode::CREATED, &st.user_model(u)),
+        None => api_error(StatusCode::INTERNAL_SERVER_ERROR, "user vanished"),
+    }
 }
 
 async fn get_user(
@@ -478,7 +516,7 @@ async fn start(
             None => Value::Object(map),
         },
         Ok(Value::Null) | Err(_) if body.iter().all(u8::is_ascii_whitespace) => json!({}),
-        _ => return api_error(StatusCode::BAD_REQUEST, "body must be a json dict"),
+        _ => return api_error(StatusCode::BAD_REQUEST, INVALID_JSON),
     };
     let cfg = &hub.inner.cfg;
     let spawn_metric = &hub.inner.truth.spawn;
@@ -815,7 +853,7 @@ async fn activity(
 ) -> Resp {
     authorized!(hub, headers);
     let Ok(Value::Object(data)) = serde_json::from_slice::<Value>(&body) else {
-        return api_error(StatusCode::BAD_REQUEST, "body must be a json dict");
+        return api_error(StatusCode::BAD_REQUEST, INVALID_JSON);
     };
     let last = data.get("last_activity").filter(|v| !v.is_null());
     let servers = data.get("servers").filter(|v| !v.is_null());

@@ -7,6 +7,9 @@ use serde_json::{json, Value};
 
 pub(super) type Resp = Response<Body>;
 
+/// JupyterHub's answer to a body that does not parse.
+pub(super) const INVALID_JSON: &str = "Invalid JSON in body of request";
+
 pub(super) fn json_response(status: StatusCode, body: &Value) -> Resp {
     Response::builder()
         .status(status)

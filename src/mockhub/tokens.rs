@@ -13,7 +13,7 @@ use axum::Router;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use super::http::{api_error, empty, json_response, Resp};
+use super::http::{api_error, empty, json_response, Resp, INVALID_JSON};
 use super::MockHub;
 
 /// The expanded scopes of the all-powerful token (an admin's, with its subscopes).
@@ -208,8 +208,10 @@ async fn set_properties(
     if let Some(r) = unknown(token_scopes(&hub, &headers)) {
         return r;
     }
-    let Ok(properties @ Value::Object(_)) = serde_json::from_slice::<Value>(&body) else {
-        return api_error(StatusCode::BAD_REQUEST, "properties must be a JSON object");
+    let properties = match serde_json::from_slice::<Value>(&body) {
+        Ok(p @ Value::Object(_)) => p,
+        Ok(_) => return api_error(StatusCode::BAD_REQUEST, "Must specify properties"),
+        Err(_) => return api_error(StatusCode::BAD_REQUEST, INVALID_JSON),
     };
     let mut all = groups(&hub);
     match all.get_mut(&name) {

@@ -131,9 +131,10 @@ async fn a_soak_at_vv_against_an_echoing_hub_shows_the_token_nowhere() {
 }
 
 /// Runs hubsoak with its stdout a pipe whose reader is already gone.
-async fn into_a_closed_pipe(args: &[&str]) -> (i32, String) {
+async fn into_a_closed_pipe(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_hubsoak"));
     cmd.args(args)
+        .envs(env.iter().copied())
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
@@ -168,6 +169,11 @@ async fn a_closed_pipe_ends_output_quietly() {
     .await;
     assert_eq!(out.code, 0, "{}", out.all());
     let r = report.to_str().unwrap();
+    let url = server.api_url();
+    let env = [
+        ("JUPYTERHUB_ENDPOINT", url.as_str()),
+        ("JUPYTERHUB_API_TOKEN", TOKEN),
+    ];
     for args in [
         vec!["report", "diff", r, r],
         vec![
@@ -180,11 +186,14 @@ async fn a_closed_pipe_ends_output_quietly() {
         ],
         vec!["validate"],
         vec!["--help"],
+        vec!["stress-test", "-c", "1"],
+        vec!["stress-test", "-c", "1", "--dry-run"],
+        vec!["purge"],
     ] {
-        let (code, stderr) = into_a_closed_pipe(&args).await;
+        let (code, stderr) = into_a_closed_pipe(&args, &env).await;
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
         assert_ne!(code, 101, "{args:?}: {stderr}");
-        if args[0] == "report" {
+        if args[0] != "--help" {
             assert_eq!(code, 0, "{args:?}: {stderr}");
         }
     }
@@ -277,6 +286,20 @@ async fn every_bad_input_is_refused_before_the_first_request() {
         assert!(lines[0].contains(key), "{args:?} names {key}: {}", lines[0]);
     }
     assert_eq!(hub.stats().requests, 0, "nothing was sent");
+    // A settings file with a table twice names it and its line.
+    let file = dir.path().join("dup.toml");
+    std::fs::write(
+        &file,
+        "[population]\ntarget = 3\n[population]\ntarget = 4\n",
+    )
+    .unwrap();
+    let out = against(&server, &["validate", "--config", file.to_str().unwrap()]).await;
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert!(
+        out.stderr.contains("duplicate key `population`") && out.stderr.contains("(line 3)"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

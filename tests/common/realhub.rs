@@ -50,6 +50,8 @@ pub struct HubOptions {
     pub named_servers: bool,
     /// SharedPasswordAuthenticator with this password instead of DummyAuthenticator.
     pub shared_password: Option<&'static str>,
+    /// JupyterHub's base_url without its trailing slash (`/jhub`), or `None` for `/`.
+    pub base_url: Option<&'static str>,
 }
 
 impl HubOptions {
@@ -60,6 +62,7 @@ impl HubOptions {
             concurrent_spawn_limit: None,
             named_servers: false,
             shared_password: None,
+            base_url: None,
         }
     }
 }
@@ -70,6 +73,8 @@ pub struct RealHub {
     env: Vec<(String, String)>,
     venv: PathBuf,
     pub port: u16,
+    /// The base_url's path without its trailing slash ("" for `/`).
+    pub base: String,
     pub token: String,
     pub admin_token: String,
     pub version: String,
@@ -145,7 +150,11 @@ impl RealHub {
         if let Some(password) = opts.shared_password {
             env.push(("HUBSOAK_TEST_SHARED_PASSWORD".into(), password.into()));
         }
-        let api = format!("http://127.0.0.1:{port}/hub/api");
+        if let Some(base) = opts.base_url {
+            env.push(("HUBSOAK_TEST_BASE_URL".into(), format!("{base}/")));
+        }
+        let base = opts.base_url.unwrap_or("").to_string();
+        let api = format!("http://127.0.0.1:{port}{base}/hub/api");
         let child = launch(&venv, &env, dir.path());
         let mut hub = RealHub {
             child,
@@ -154,6 +163,7 @@ impl RealHub {
             env,
             venv,
             port,
+            base,
             token,
             admin_token,
             version: String::new(),
@@ -173,11 +183,11 @@ impl RealHub {
     }
 
     pub fn api_url(&self) -> String {
-        format!("http://127.0.0.1:{}/hub/api", self.port)
+        format!("http://127.0.0.1:{}{}/hub/api", self.port, self.base)
     }
 
     async fn wait_healthy(&mut self) {
-        let url = format!("http://127.0.0.1:{}/hub/health", self.port);
+        let url = format!("http://127.0.0.1:{}{}/hub/health", self.port, self.base);
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok(r) = reqwest::get(&url).await {
@@ -219,7 +229,10 @@ impl RealHub {
     /// 6.x's `reason` label; and `jupyterhub_server_stop_seconds_count{status="success"}`.
     pub async fn truth(&self) -> (f64, f64) {
         let text = reqwest::Client::new()
-            .get(format!("http://127.0.0.1:{}/hub/metrics", self.port))
+            .get(format!(
+                "http://127.0.0.1:{}{}/hub/metrics",
+                self.port, self.base
+            ))
             .header("Authorization", format!("token {}", self.admin_token))
             .send()
             .await

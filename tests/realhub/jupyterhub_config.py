@@ -15,6 +15,8 @@ c = get_config()  # noqa: F821 (provided by JupyterHub)
 
 c.JupyterHub.ip = "127.0.0.1"
 c.JupyterHub.port = int(env["HUBSOAK_TEST_PORT"])
+if env.get("HUBSOAK_TEST_BASE_URL"):
+    c.JupyterHub.base_url = env["HUBSOAK_TEST_BASE_URL"]
 c.JupyterHub.hub_ip = "127.0.0.1"
 c.JupyterHub.hub_port = int(env["HUBSOAK_TEST_HUB_PORT"])
 c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:%s" % env["HUBSOAK_TEST_PROXY_API_PORT"]

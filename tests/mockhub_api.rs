@@ -44,6 +44,7 @@ async fn simulator_keeps_the_contract() {
     c.users_and_activity().await;
     c.server_lifecycle().await;
     c.errors_groups_and_scopes(TOKEN, &no_groups).await;
+    c.health_metrics_and_user_tokens(TOKEN).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -62,6 +62,7 @@ async fn contract(major: u8) {
     c.server_lifecycle().await;
     c.errors_groups_and_scopes(&hub.token, &format!("{}-no-groups", hub.token))
         .await;
+    c.health_metrics_and_user_tokens(&hub.token).await;
     others.assert_untouched(&hub).await;
 }
 

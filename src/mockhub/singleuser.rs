@@ -51,6 +51,11 @@ impl SingleUserState {
     pub fn user_tokens_len(&self) -> usize {
         self.user_tokens.len()
     }
+
+    /// The user a user token belongs to.
+    pub fn user_of(&self, secret: &str) -> Option<String> {
+        self.user_tokens.get(secret).map(|(u, _)| u.clone())
+    }
 }
 
 pub fn routes() -> Router<MockHub> {
@@ -195,7 +200,11 @@ async fn create_token(
         return resp;
     }
     if !hub.user_names().contains(&name) {
-        return api_error(StatusCode::NOT_FOUND, "No such user");
+        // JupyterHub does not say which: an unknown user or a missing permission.
+        return api_error(
+            StatusCode::FORBIDDEN,
+            &format!("User {name} not found or no permissions to generate tokens"),
+        );
     }
     let (secret, id) = (token(), format!("a{}", token()));
     hub.su()

@@ -66,13 +66,28 @@ pub(super) fn token_scopes(hub: &MockHub, headers: &HeaderMap) -> Option<Vec<Str
     if given == hub.inner.cfg.token {
         return Some(ALL_SCOPES.iter().map(|s| s.to_string()).collect());
     }
-    hub.inner
-        .cfg
-        .limited_tokens
-        .iter()
-        .find(|(t, _)| t == given)
-        .map(|(_, scopes)| scopes.clone())
+    if let Some((_, scopes)) = hub.inner.cfg.limited_tokens.iter().find(|(t, _)| t == given) {
+        return Some(scopes.clone());
+    }
+    // A user's own token: the user's own scopes, filtered to that user.
+    let user = hub.su().user_of(given)?;
+    Some(
+        USER_SCOPES
+            .iter()
+            .map(|s| format!("{s}!user={user}"))
+            .collect(),
+    )
 }
+
+/// What JupyterHub's default `user` role grants a user over themselves.
+const USER_SCOPES: [&str; 6] = [
+    "read:users",
+    "read:servers",
+    "servers",
+    "access:servers",
+    "users:activity",
+    "tokens",
+];
 
 /// The scope an API request needs (any one of them), as JupyterHub's handlers declare.
 fn needed(method: &Method, path: &str) -> Option<&'static [&'static str]> {
@@ -103,7 +118,17 @@ pub(super) fn check_scope(
 ) -> Option<Resp> {
     let want = needed(method, path)?;
     let held = token_scopes(hub, headers)?;
-    if want.iter().any(|w| held.iter().any(|h| h == w)) {
+    // A scope filtered to a user (`read:users!user=NAME`) holds for that user's paths.
+    let user = path
+        .strip_prefix("/hub/api/users/")
+        .and_then(|rest| rest.split('/').next())
+        .filter(|u| !u.is_empty());
+    let holds = |w: &str| {
+        held.iter().any(|h| {
+            h == w || user.is_some_and(|u| h.strip_prefix(w) == Some(&format!("!user={u}")))
+        })
+    };
+    if want.iter().any(|w| holds(w)) {
         return None;
     }
     Some(api_error(

@@ -438,4 +438,111 @@ impl Contract {
         let r = call(M::DELETE, format!("/groups/{g}"), None).await;
         assert_eq!(r.status, 404, "{}", r.body);
     }
+
+    /// The hub's health and metrics pages, and users' own tokens (journeys' user-token
+    /// mode): made, used, revoked, and the errors around them.
+    /// `tokens_token` holds the `tokens` scope.
+    pub async fn health_metrics_and_user_tokens(&self, tokens_token: &str) {
+        use Method as M;
+        let hub = self.api.trim_end_matches("/api").to_string();
+        let r = self.http.get(format!("{hub}/health")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "health needs no token");
+        let r = self
+            .http
+            .get(format!("{hub}/metrics"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            403,
+            "metrics need a token (authenticate_prometheus)"
+        );
+        let r = self
+            .http
+            .get(format!("{hub}/metrics"))
+            .header("Authorization", format!("token {}", self.token))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let text = r.text().await.unwrap_or_default();
+        assert!(
+            text.contains("jupyterhub_server_spawn_duration_seconds"),
+            "{text}"
+        );
+
+        let u = self.name("tok");
+        let r = self
+            .authed(M::POST, "/users", Some(json!({"usernames": [u]})))
+            .await;
+        assert_eq!(r.status, 201);
+        let r = self
+            .call(
+                M::POST,
+                &format!("/users/{u}/tokens"),
+                Some(json!({"note": "contract", "expires_in": 600})),
+                Some(tokens_token),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let made = r.json();
+        let (secret, id) = (
+            made["token"].as_str().unwrap_or("").to_string(),
+            made["id"].as_str().unwrap_or("").to_string(),
+        );
+        assert!(!secret.is_empty() && !id.is_empty(), "{made}");
+        // The user's token reads the user, and not another user.
+        let r = self
+            .call(M::GET, &format!("/users/{u}"), None, Some(&secret))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let r = self
+            .call(
+                M::GET,
+                &format!("/users/{}", self.name("x")),
+                None,
+                Some(&secret),
+            )
+            .await;
+        assert!(
+            r.status == 403 || r.status == 404,
+            "{}: {}",
+            r.status,
+            r.body
+        );
+        let r = self
+            .call(
+                M::DELETE,
+                &format!("/users/{u}/tokens/{id}"),
+                None,
+                Some(tokens_token),
+            )
+            .await;
+        assert_eq!(r.status, 204, "{}", r.body);
+        let r = self
+            .call(M::GET, &format!("/users/{u}"), None, Some(&secret))
+            .await;
+        assert_eq!(r.status, 403, "a revoked token: {}", r.body);
+        let r = self
+            .call(
+                M::DELETE,
+                &format!("/users/{u}/tokens/{id}"),
+                None,
+                Some(tokens_token),
+            )
+            .await;
+        assert_eq!(r.status, 404, "{}", r.body);
+        let r = self
+            .call(
+                M::POST,
+                &format!("/users/{}/tokens", self.name("nobody")),
+                Some(json!({})),
+                Some(tokens_token),
+            )
+            .await;
+        assert_eq!(r.status, 403, "JupyterHub: not found or no permission: {}", r.body);
+        let r = self.authed(M::DELETE, &format!("/users/{u}"), None).await;
+        assert_eq!(r.status, 204);
+    }
 }

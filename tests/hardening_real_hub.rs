@@ -7,7 +7,23 @@ mod common;
 use common::realhub::{HubOptions, RealHub};
 use common::*;
 
-on_both_hubs!(endpoint_forms_under_a_base_url);
+on_both_hubs!(
+    endpoint_forms_under_a_base_url,
+    contract_named_servers_and_login
+);
+
+/// The API contract's named-server and login part, on a hub that allows named servers
+/// (the simulator keeps the same contract in tests/mockhub_api.rs).
+async fn contract_named_servers_and_login(major: u8) {
+    let hub = RealHub::start(HubOptions {
+        named_servers: true,
+        ..HubOptions::cheap(major)
+    })
+    .await;
+    common::contract::Contract::new(&hub.api_url(), &hub.token, "pact-")
+        .named_servers_and_login()
+        .await;
+}
 
 async fn endpoint_forms_under_a_base_url(major: u8) {
     let hub = RealHub::start(HubOptions {

@@ -66,7 +66,13 @@ pub(super) fn token_scopes(hub: &MockHub, headers: &HeaderMap) -> Option<Vec<Str
     if given == hub.inner.cfg.token {
         return Some(ALL_SCOPES.iter().map(|s| s.to_string()).collect());
     }
-    if let Some((_, scopes)) = hub.inner.cfg.limited_tokens.iter().find(|(t, _)| t == given) {
+    if let Some((_, scopes)) = hub
+        .inner
+        .cfg
+        .limited_tokens
+        .iter()
+        .find(|(t, _)| t == given)
+    {
         return Some(scopes.clone());
     }
     // A user's own token: the user's own scopes, filtered to that user.

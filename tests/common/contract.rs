@@ -541,8 +541,145 @@ impl Contract {
                 Some(tokens_token),
             )
             .await;
-        assert_eq!(r.status, 403, "JupyterHub: not found or no permission: {}", r.body);
+        assert_eq!(
+            r.status, 403,
+            "JupyterHub: not found or no permission: {}",
+            r.body
+        );
         let r = self.authed(M::DELETE, &format!("/users/{u}"), None).await;
         assert_eq!(r.status, 204);
+    }
+
+    /// Named servers (the hub must allow them) and the login form's XSRF check.
+    pub async fn named_servers_and_login(&self) {
+        use Method as M;
+        let u = self.name("named");
+        let r = self
+            .authed(M::POST, "/users", Some(json!({"usernames": [u]})))
+            .await;
+        assert_eq!(r.status, 201);
+        // 6.x checks server names (1-30 of a-z, 0-9, '-'); 5.x takes any.
+        let version = self.call(M::GET, "/", None, None).await.json()["version"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let r = self
+            .authed(
+                M::POST,
+                &format!("/users/{u}/servers/Bad_Name"),
+                Some(json!({})),
+            )
+            .await;
+        if version.starts_with("5.") {
+            assert!(
+                r.status == 201 || r.status == 202,
+                "{}: {}",
+                r.status,
+                r.body
+            );
+            let _ = self
+                .authed(M::DELETE, &format!("/users/{u}/servers/Bad_Name"), None)
+                .await;
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while self
+                .authed(M::GET, &format!("/users/{u}"), None)
+                .await
+                .json()["servers"]
+                != json!({})
+            {
+                assert!(Instant::now() < deadline, "Bad_Name stopped in 30 s");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        } else {
+            assert_eq!(r.status, 400, "{}", r.body);
+            assert!(r.body.contains("Invalid server_name"), "{}", r.body);
+        }
+        let r = self
+            .authed(M::POST, &format!("/users/{u}/servers/s1"), Some(json!({})))
+            .await;
+        assert!(
+            r.status == 201 || r.status == 202,
+            "{}: {}",
+            r.status,
+            r.body
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let m = self
+                .authed(M::GET, &format!("/users/{u}"), None)
+                .await
+                .json();
+            if m["servers"]["s1"]["ready"] == true {
+                break;
+            }
+            assert!(Instant::now() < deadline, "s1 ready in 30 s: {m}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let r = self
+            .authed(M::GET, &format!("/users/{u}/servers/s1/progress"), None)
+            .await;
+        assert_eq!(r.status, 200);
+        assert!(
+            r.body.contains("\"ready\": true") || r.body.contains("\"ready\":true"),
+            "{}",
+            r.body
+        );
+        let r = self
+            .authed(M::POST, &format!("/users/{u}/servers/s1"), Some(json!({})))
+            .await;
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert!(r.body.contains("already running"), "{}", r.body);
+        for (method, path) in [
+            (M::DELETE, format!("/users/{u}/servers/nosuch")),
+            (M::GET, format!("/users/{u}/servers/nosuch/progress")),
+            (
+                M::POST,
+                format!("/users/{}/servers/s1", self.name("nobody")),
+            ),
+        ] {
+            let r = self.authed(method.clone(), &path, Some(json!({}))).await;
+            assert_eq!(r.status, 404, "{method} {path}: {}", r.body);
+        }
+        let r = self
+            .authed(M::DELETE, &format!("/users/{u}/servers/s1"), None)
+            .await;
+        assert!(r.status == 204 || r.status == 202, "{}", r.status);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let m = self
+                .authed(M::GET, &format!("/users/{u}"), None)
+                .await
+                .json();
+            if m["servers"] == json!({}) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "s1 stopped in 30 s: {m}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let r = self.authed(M::DELETE, &format!("/users/{u}"), None).await;
+        assert_eq!(r.status, 204);
+
+        // The login form: a page with an _xsrf cookie; a POST without it is refused.
+        let hub = self.api.trim_end_matches("/api").to_string();
+        let r = self.http.get(format!("{hub}/login")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let cookies: Vec<String> = r
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_string))
+            .collect();
+        assert!(
+            cookies.iter().any(|c| c.starts_with("_xsrf=")),
+            "{cookies:?}"
+        );
+        let r = self
+            .http
+            .post(format!("{hub}/login"))
+            .form(&[("username", "a"), ("password", "b")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "no _xsrf");
     }
 }

@@ -9,8 +9,21 @@ use common::*;
 
 on_both_hubs!(
     endpoint_forms_under_a_base_url,
-    contract_named_servers_and_login
+    contract_named_servers_and_login,
+    contract_single_user_routes
 );
+
+/// The contract's single-user part, with real jupyterhub-singleuser servers.
+async fn contract_single_user_routes(major: u8) {
+    let hub = RealHub::start(HubOptions {
+        spawner: common::realhub::Spawner::Local,
+        ..HubOptions::cheap(major)
+    })
+    .await;
+    common::contract::Contract::new(&hub.api_url(), &hub.token, "pact-")
+        .single_user_routes()
+        .await;
+}
 
 /// The API contract's named-server and login part, on a hub that allows named servers
 /// (the simulator keeps the same contract in tests/mockhub_api.rs).

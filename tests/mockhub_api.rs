@@ -45,6 +45,7 @@ async fn simulator_keeps_the_contract() {
     c.server_lifecycle().await;
     c.errors_groups_and_scopes(TOKEN, &no_groups).await;
     c.health_metrics_and_user_tokens(TOKEN).await;
+    c.single_user_routes().await;
     let (_hub, named) = start_mock(MockConfig {
         allow_named_servers: true,
         ..fast()

@@ -682,4 +682,114 @@ impl Contract {
             .unwrap();
         assert_eq!(r.status(), 403, "no _xsrf");
     }
+
+    /// A user's server as hubsoak's journeys use it, through the proxy with hubsoak's
+    /// token (which needs access:servers): its API, a kernel made and deleted, a
+    /// request without a token refused, and a stopped server's redirect to the hub's 424.
+    /// Needs servers that really answer (the simulator's, or jupyterhub-singleuser).
+    pub async fn single_user_routes(&self) {
+        use Method as M;
+        let root = self.api.trim_end_matches("/hub/api").to_string();
+        let u = self.name("su");
+        let r = self
+            .authed(M::POST, "/users", Some(json!({"usernames": [u]})))
+            .await;
+        assert_eq!(r.status, 201);
+        let r = self
+            .authed(M::POST, &format!("/users/{u}/server"), Some(json!({})))
+            .await;
+        assert!(
+            r.status == 201 || r.status == 202,
+            "{}: {}",
+            r.status,
+            r.body
+        );
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while self
+            .authed(M::GET, &format!("/users/{u}"), None)
+            .await
+            .json()["servers"][""]["ready"]
+            != true
+        {
+            assert!(Instant::now() < deadline, "ready in 90 s");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let server = |method: M, path: &str, token: Option<&str>| {
+            let mut req = self
+                .http
+                .request(method, format!("{root}/user/{u}/{path}"))
+                .header("Content-Type", "application/json");
+            if let Some(t) = token {
+                req = req.header("Authorization", format!("token {t}"));
+            }
+            req
+        };
+        let token = self.token.clone();
+        let r = server(M::GET, "api", Some(&token)).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap_or(Value::Null);
+        assert!(v["version"].is_string(), "{v}");
+        let r = server(M::POST, "api/kernels", Some(&token))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let kernel: Value = r.json().await.unwrap_or(Value::Null);
+        let id = kernel["id"].as_str().unwrap_or("").to_string();
+        assert!(!id.is_empty(), "{kernel}");
+        let path = format!("api/kernels/{id}");
+        let r = server(M::DELETE, &path, Some(&token)).send().await.unwrap();
+        assert_eq!(r.status(), 204);
+        let r = server(M::DELETE, &path, Some(&token)).send().await.unwrap();
+        assert_eq!(r.status(), 404, "a deleted kernel");
+        let r = server(M::POST, "api/kernels", None)
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "no token");
+
+        let r = self
+            .authed(M::DELETE, &format!("/users/{u}/server"), None)
+            .await;
+        assert!(r.status == 204 || r.status == 202, "{}", r.status);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self
+            .authed(M::GET, &format!("/users/{u}"), None)
+            .await
+            .json()["servers"]
+            != json!({})
+        {
+            assert!(Instant::now() < deadline, "stopped in 60 s");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let no_follow = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let r = no_follow
+            .get(format!("{root}/user/{u}/api"))
+            .header("Authorization", format!("token {token}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 302, "a stopped server's path goes to the hub");
+        let to = r
+            .headers()
+            .get("location")
+            .and_then(|l| l.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        assert!(to.contains(&format!("/hub/user/{u}/api")), "{to}");
+        let r = no_follow
+            .get(format!("{root}/hub/user/{u}/api"))
+            .header("Authorization", format!("token {token}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 424, "not running");
+        let r = self.authed(M::DELETE, &format!("/users/{u}"), None).await;
+        assert_eq!(r.status, 204);
+    }
 }

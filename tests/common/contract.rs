@@ -69,6 +69,28 @@ impl Contract {
             .await
     }
 
+    /// Polls `GET /users/{name}` until `done` holds for its model, up to `seconds`.
+    pub async fn until_user(
+        &self,
+        name: &str,
+        seconds: u64,
+        what: &str,
+        done: impl Fn(&Value) -> bool,
+    ) {
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        loop {
+            let u = self
+                .authed(Method::GET, &format!("/users/{name}"), None)
+                .await
+                .json();
+            if done(&u) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{what} within {seconds} s: {u}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     fn name(&self, n: &str) -> String {
         format!("{}{}", self.stem, n)
     }
@@ -278,18 +300,8 @@ impl Contract {
             .authed(M::DELETE, &format!("/users/{a}/server"), None)
             .await;
         assert!(r.status == 204 || r.status == 202, "{}", r.status);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let u = self
-                .authed(M::GET, &format!("/users/{a}"), None)
-                .await
-                .json();
-            if u["servers"] == json!({}) {
-                break;
-            }
-            assert!(Instant::now() < deadline, "server stopped in 30 s: {u}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        self.until_user(&a, 30, "server stopped", |u| u["servers"] == json!({}))
+            .await;
         let r = self.authed(M::DELETE, &format!("/users/{a}"), None).await;
         assert_eq!(r.status, 204);
     }
@@ -580,16 +592,8 @@ impl Contract {
             let _ = self
                 .authed(M::DELETE, &format!("/users/{u}/servers/Bad_Name"), None)
                 .await;
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while self
-                .authed(M::GET, &format!("/users/{u}"), None)
-                .await
-                .json()["servers"]
-                != json!({})
-            {
-                assert!(Instant::now() < deadline, "Bad_Name stopped in 30 s");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            self.until_user(&u, 30, "Bad_Name stopped", |m| m["servers"] == json!({}))
+                .await;
         } else {
             assert_eq!(r.status, 400, "{}", r.body);
             assert!(r.body.contains("Invalid server_name"), "{}", r.body);
@@ -603,18 +607,8 @@ impl Contract {
             r.status,
             r.body
         );
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let m = self
-                .authed(M::GET, &format!("/users/{u}"), None)
-                .await
-                .json();
-            if m["servers"]["s1"]["ready"] == true {
-                break;
-            }
-            assert!(Instant::now() < deadline, "s1 ready in 30 s: {m}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        self.until_user(&u, 30, "s1 ready", |m| m["servers"]["s1"]["ready"] == true)
+            .await;
         let r = self
             .authed(M::GET, &format!("/users/{u}/servers/s1/progress"), None)
             .await;
@@ -644,18 +638,8 @@ impl Contract {
             .authed(M::DELETE, &format!("/users/{u}/servers/s1"), None)
             .await;
         assert!(r.status == 204 || r.status == 202, "{}", r.status);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let m = self
-                .authed(M::GET, &format!("/users/{u}"), None)
-                .await
-                .json();
-            if m["servers"] == json!({}) {
-                break;
-            }
-            assert!(Instant::now() < deadline, "s1 stopped in 30 s: {m}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        self.until_user(&u, 30, "s1 stopped", |m| m["servers"] == json!({}))
+            .await;
         let r = self.authed(M::DELETE, &format!("/users/{u}"), None).await;
         assert_eq!(r.status, 204);
 
@@ -704,16 +688,8 @@ impl Contract {
             r.status,
             r.body
         );
-        let deadline = Instant::now() + Duration::from_secs(90);
-        while self
-            .authed(M::GET, &format!("/users/{u}"), None)
-            .await
-            .json()["servers"][""]["ready"]
-            != true
-        {
-            assert!(Instant::now() < deadline, "ready in 90 s");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        self.until_user(&u, 90, "ready", |m| m["servers"][""]["ready"] == true)
+            .await;
         let server = |method: M, path: &str, token: Option<&str>| {
             let mut req = self
                 .http
@@ -754,16 +730,8 @@ impl Contract {
             .authed(M::DELETE, &format!("/users/{u}/server"), None)
             .await;
         assert!(r.status == 204 || r.status == 202, "{}", r.status);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while self
-            .authed(M::GET, &format!("/users/{u}"), None)
-            .await
-            .json()["servers"]
-            != json!({})
-        {
-            assert!(Instant::now() < deadline, "stopped in 60 s");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        self.until_user(&u, 60, "stopped", |m| m["servers"] == json!({}))
+            .await;
         let no_follow = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()

@@ -19,5 +19,4 @@ pub mod report;
 pub mod serve;
 pub mod signals;
 pub mod soak;
-pub mod threshold;
 pub mod voice;

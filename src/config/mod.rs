@@ -18,7 +18,7 @@ use crate::hub::{ClientConfig, Token};
 use crate::mockhub::{Faults, MockConfig};
 
 use crate::names::Prefix;
-use crate::threshold::actions;
+use crate::report::threshold::actions;
 
 pub mod journey;
 pub mod shard;
@@ -132,7 +132,7 @@ pub struct Target {
 #[derive(Debug, Clone, Default)]
 pub struct ReportSettings {
     pub json: Option<PathBuf>,
-    pub thresholds: Vec<crate::threshold::Threshold>,
+    pub thresholds: Vec<crate::report::threshold::Threshold>,
 }
 
 /// `--report-json` and `--threshold`s, checked against the actions of the command's
@@ -147,7 +147,7 @@ fn report_settings(
         .thresholds
         .iter()
         .filter_map(|t| {
-            crate::threshold::Threshold::parse_for(t, known)
+            crate::report::threshold::Threshold::parse_for(t, known)
                 .map_err(|e| p.push("--threshold", e))
                 .ok()
         })
@@ -258,7 +258,7 @@ pub enum ReportJob {
         new: PathBuf,
         /// 0.1 = 10 %.
         tolerance: f64,
-        thresholds: Vec<crate::threshold::DeltaThreshold>,
+        thresholds: Vec<crate::report::threshold::DeltaThreshold>,
     },
     Html {
         report: PathBuf,
@@ -812,7 +812,7 @@ fn report_job(cmd: &crate::cli::ReportCommand, p: &mut Problems) -> Option<Repor
             let thresholds = thresholds
                 .iter()
                 .filter_map(|t| {
-                    crate::threshold::DeltaThreshold::parse_for(t, actions::ANY)
+                    crate::report::threshold::DeltaThreshold::parse_for(t, actions::ANY)
                         .map_err(|e| p.push("--threshold", e))
                         .ok()
                 })
@@ -1082,10 +1082,16 @@ mod tests {
     #[test]
     fn counts_and_durations() {
         assert_eq!(parse_count("c", "15", 1), Ok(15));
-        assert!(parse_count("c", "0", 1)
-            .unwrap_err()
-            .message
-            .contains("at least 1"));
+        assert_eq!(
+            parse_count("c", "0", 1).unwrap_err().message,
+            "must be from 1 to 4294967295 (got 0)"
+        );
+        assert_eq!(
+            parse_count("c", "99999999999999999999999", 1)
+                .unwrap_err()
+                .message,
+            "must be from 1 to 4294967295 (got 99999999999999999999999)"
+        );
         assert!(parse_count("c", "-3", 1).is_err());
         assert!(parse_count("c", "x", 1).is_err());
         assert_eq!(parse_duration("d", "90s"), Ok(Duration::from_secs(90)));

@@ -15,8 +15,8 @@ use crate::config::{ReportSettings, StressSettings};
 use crate::hub::{CREATE_USERS, LEASE, LIST_USERS, READ_USERS, SERVERS};
 use crate::names::OurName;
 use crate::report::merge::merge;
+use crate::report::ThresholdResult;
 use crate::report::{fmt_secs, Latency, RunReport};
-use crate::threshold::ThresholdResult;
 use tokio_util::sync::CancellationToken;
 
 pub async fn run(

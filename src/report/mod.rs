@@ -7,8 +7,10 @@ pub mod command;
 pub mod diff;
 pub mod html;
 pub mod merge;
+pub mod threshold;
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
@@ -19,7 +21,6 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::hub::{FailureReason, Operation, RequestTally};
-use crate::threshold::ThresholdResult;
 
 /// The JSON report's schema name; bumped on any incompatible change.
 pub const REPORT_SCHEMA: &str = "hubsoak.run-report/v1";
@@ -361,6 +362,31 @@ impl Recorder {
 }
 
 /// A plain `ReportMeta` for unit tests.
+/// How a threshold fared; part of the JSON report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThresholdResult {
+    pub threshold: String,
+    /// `None`: the report has no data for the metric.
+    pub value: Option<f64>,
+    pub passed: bool,
+}
+
+impl fmt::Display for ThresholdResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verdict = if self.passed { "ok" } else { "MISSED" };
+        match self.value {
+            Some(v) => write!(f, "{} {verdict} (value {})", self.threshold, trim(v)),
+            None => write!(f, "{} {verdict} (no data)", self.threshold),
+        }
+    }
+}
+
+fn trim(v: f64) -> String {
+    let s = format!("{v:.6}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    s.to_string()
+}
+
 #[cfg(test)]
 pub(crate) fn test_meta(command: &str, endpoint: &str) -> ReportMeta {
     ReportMeta {

@@ -13,12 +13,9 @@
 //!
 //! A metric the report has no data for is a miss: an unverifiable gate does not pass.
 
-use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
-
-use crate::report::{Latency, RunReport, Tally};
+use super::{Latency, RunReport, Tally, ThresholdResult};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
@@ -65,31 +62,6 @@ pub struct Threshold {
     metric: Metric,
     op: Op,
     limit: f64,
-}
-
-/// How a threshold fared; part of the JSON report.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ThresholdResult {
-    pub threshold: String,
-    /// `None`: the report has no data for the metric.
-    pub value: Option<f64>,
-    pub passed: bool,
-}
-
-impl fmt::Display for ThresholdResult {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let verdict = if self.passed { "ok" } else { "MISSED" };
-        match self.value {
-            Some(v) => write!(f, "{} {verdict} (value {})", self.threshold, trim(v)),
-            None => write!(f, "{} {verdict} (no data)", self.threshold),
-        }
-    }
-}
-
-fn trim(v: f64) -> String {
-    let s = format!("{v:.6}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    s.to_string()
 }
 
 impl Metric {

@@ -173,7 +173,9 @@ async fn diff_flags_an_injected_regression_and_gates_on_deltas() {
         same.to_str().unwrap(),
         slow.to_str().unwrap(),
     );
-    let out = hubsoak(&["report", "diff", b, s], &[]).await;
+    // Two runs of the same spawns differ by scheduling noise, which a loaded machine
+    // makes tens of percent; the injected slowdown below is +300 %.
+    let out = hubsoak(&["report", "diff", b, s, "--tolerance", "50%"], &[]).await;
     assert_eq!(out.code, 0, "{}", out.all());
     assert!(
         !out.stdout

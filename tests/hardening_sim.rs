@@ -271,6 +271,10 @@ async fn every_bad_input_is_refused_before_the_first_request() {
         ),
         (vec!["activity-stress-test", "--workers", "-1"], "--workers"),
         (vec!["soak", "--target", "-5"], "population.target"),
+        (
+            vec!["demo", "--target", "200000"],
+            "--target: must be from 1 to 100000",
+        ),
         (vec!["-e", &inside, "stress-test"], "--endpoint"),
     ];
     for (args, key) in cases {

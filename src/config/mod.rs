@@ -612,7 +612,19 @@ fn demo(args: &DemoArgs, p: &mut Problems) -> Option<DemoSettings> {
     };
     let metrics_listen = addr(p, "--metrics-listen", &args.metrics_listen);
     let hub_listen = addr(p, "--hub-listen", &args.hub_listen);
-    let target = p.take(parse_count("--target", &args.target, 1), 1) as usize;
+    let target = p.take(
+        parse_count("--target", &args.target, 1).and_then(|t| {
+            if t > soak::TARGET_MAX {
+                Err(SettingsError::new(
+                    "--target",
+                    format!("must be from 1 to {} (got {t})", soak::TARGET_MAX),
+                ))
+            } else {
+                Ok(t)
+            }
+        }),
+        1,
+    ) as usize;
     let spawn_failure_rate = p.take(
         parse_rate("--spawn-failure-rate", &args.spawn_failure_rate),
         0.0,

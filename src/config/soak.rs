@@ -210,6 +210,9 @@ impl SoakSettings {
     }
 }
 
+/// The most servers one soak keeps (the demo's soak included).
+pub const TARGET_MAX: u64 = 100_000;
+
 /// Values from flags, which override every other layer. Only flags the user gave.
 #[derive(Debug, Clone, Default)]
 pub struct SoakOverrides {
@@ -566,7 +569,7 @@ pub fn load(
         .flatten()
         .map(|k| (k, shards));
 
-    let target = r.integer("population.target", 0, 100_000) as usize;
+    let target = r.integer("population.target", 0, TARGET_MAX as i64) as usize;
     let max_spawns_in_flight = r.integer("population.max_spawns_in_flight", 1, 10_000) as usize;
     let spawn_rate = r.float("population.spawn_rate", 0.0, 100_000.0);
     let session_min = r.duration("population.session_min", true);

@@ -4,6 +4,7 @@ mod access;
 mod client;
 mod error;
 mod lease;
+mod lifecycle;
 mod models;
 mod observe;
 mod retry;

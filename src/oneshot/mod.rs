@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{ReportSettings, ServerChoice, Target};
 use crate::hub::{
     CheckError, Claim, ClientBuildError, HubClient, HubError, Lease, Need, Problem, RequestTally,
-    SpawnWaitError, StartOutcome, StopWaitError, User,
+    SpawnWaitError, StopWaitError, User,
 };
 use crate::names::OurName;
 use crate::report::{Recorder, ReportMeta, RunReport};
@@ -463,24 +463,14 @@ pub async fn spawn_server(
     planned: Instant,
     timeout: Duration,
 ) -> Spawned {
-    let deadline = planned + timeout;
-    let attempt = async {
-        match run
-            .client
-            .start_server(name, &server.server_name, server.user_options.as_ref())
-            .await
-        {
-            Ok(StartOutcome::Ready | StartOutcome::AlreadyRunning) => Ok(()),
-            Ok(StartOutcome::Pending) => {
-                run.client
-                    .wait_until_ready(name.as_str(), &server.server_name, deadline)
-                    .await
-            }
-            Err(e) => Err(SpawnWaitError::Hub(e)),
-        }
-    };
+    let attempt = run.client.start_and_wait(
+        name,
+        &server.server_name,
+        server.user_options.as_ref(),
+        planned + timeout,
+    );
     let result = tokio::select! {
-        r = tokio::time::timeout_at(deadline.into(), attempt) => r.unwrap_or(Err(SpawnWaitError::TimedOut)),
+        r = attempt => r,
         _ = run.cancel.cancelled() => {
             run.record().failure("spawn", "cancelled");
             return Spawned::Abandoned;

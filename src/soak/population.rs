@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::time::DelayQueue;
 
 use crate::config::soak::SoakSettings;
-use crate::hub::{HubClient, SpawnWaitError, StartOutcome, StopWaitError, User};
+use crate::hub::{HubClient, SpawnWaitError, StopWaitError, User};
 use crate::journey::{run_kernel_session, JourneyError, Journeys, SessionEnd, Step, StepSink};
 use crate::metrics::{Metrics, SERVER_STATES};
 use crate::names::OurName;
@@ -729,14 +729,7 @@ async fn spawn(
         if !exists {
             client.create_users(std::slice::from_ref(name)).await?;
         }
-        match client.start_server(name, server, options).await? {
-            StartOutcome::Ready | StartOutcome::AlreadyRunning => Ok(()),
-            StartOutcome::Pending => {
-                client
-                    .wait_until_ready(name.as_str(), server, deadline)
-                    .await
-            }
-        }
+        client.start_and_wait(name, server, options, deadline).await
     };
     let result: Result<(), SpawnWaitError> =
         match tokio::time::timeout_at(deadline.into(), attempt).await {

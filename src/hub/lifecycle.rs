@@ -1,0 +1,160 @@
+//! A server's life through the API, waited on: start and wait until ready (by the
+//! progress stream, polling only as a fallback), stop and wait until gone (the hub has
+//! no stop stream), delete a user whose server is still stopping. Every wait is bounded
+//! by a deadline.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::client::{HubClient, SpawnWaitError, StartOutcome, StopOutcome, StopWaitError};
+use super::error::HubError;
+use super::token::{cut, redact};
+use crate::names::OurName;
+
+impl HubClient {
+    /// Starts `server_name` of `name` (with `options`) and waits until it is ready, by
+    /// `deadline`. The one "start and wait" of hubsoak: the soak's and the one-shots'.
+    pub async fn start_and_wait(
+        &self,
+        name: &OurName,
+        server_name: &str,
+        options: Option<&Value>,
+        deadline: Instant,
+    ) -> Result<(), SpawnWaitError> {
+        let asked = async {
+            match self.start_server(name, server_name, options).await? {
+                StartOutcome::Ready | StartOutcome::AlreadyRunning => Ok(()),
+                StartOutcome::Pending => {
+                    self.wait_until_ready(name.as_str(), server_name, deadline)
+                        .await
+                }
+            }
+        };
+        match tokio::time::timeout_at(deadline.into(), asked).await {
+            Ok(result) => result,
+            Err(_) => Err(SpawnWaitError::TimedOut),
+        }
+    }
+
+    /// Waits until the server is ready, by its progress stream, polling the user only
+    /// when the stream is unavailable or ends early.
+    pub async fn wait_until_ready(
+        &self,
+        name: &str,
+        server_name: &str,
+        deadline: Instant,
+    ) -> Result<(), SpawnWaitError> {
+        let watch = async {
+            match self.open_progress(name, server_name).await {
+                Ok(mut stream) => loop {
+                    match stream.next_event().await {
+                        Ok(Some(event)) if event.failed => {
+                            let message = event.message.unwrap_or_else(|| "no message".into());
+                            return Err(SpawnWaitError::Failed(
+                                cut(&redact(&message), 400).into_owned(),
+                            ));
+                        }
+                        Ok(Some(event)) if event.ready => return Ok(()),
+                        Ok(Some(_)) => continue,
+                        // Ended or broke without a verdict: fall back to polling.
+                        Ok(None) | Err(_) => break,
+                    }
+                },
+                // Not pending: already ready, already gone, or an old hub.
+                Err(err) if err.status() == Some(400) || err.status() == Some(404) => {}
+                Err(err) if err.status().is_some() => return Err(SpawnWaitError::Hub(err)),
+                Err(_) => {}
+            }
+            self.poll_until_ready(name, server_name).await
+        };
+        match tokio::time::timeout_at(deadline.into(), watch).await {
+            Ok(result) => result,
+            Err(_) => Err(SpawnWaitError::TimedOut),
+        }
+    }
+
+    async fn poll_until_ready(&self, name: &str, server_name: &str) -> Result<(), SpawnWaitError> {
+        loop {
+            let user = self.get_user(name).await?;
+            let server = user.as_ref().and_then(|u| u.server(server_name));
+            match server {
+                Some(s) if s.ready => return Ok(()),
+                Some(s) if s.pending.is_some() => {}
+                Some(_) => {}
+                None => {
+                    return Err(SpawnWaitError::Failed(
+                        "the server is neither starting nor running".into(),
+                    ))
+                }
+            }
+            tokio::time::sleep(self.poll_interval()).await;
+        }
+    }
+
+    /// Stops a server and waits until it has left the user's `servers`, by `deadline`.
+    pub async fn stop_and_wait(
+        &self,
+        name: &OurName,
+        server_name: &str,
+        deadline: Instant,
+    ) -> Result<(), StopWaitError> {
+        let asked = async {
+            match self.stop_server(name, server_name).await? {
+                StopOutcome::Stopped => Ok(()),
+                StopOutcome::Pending => {
+                    self.wait_until_stopped(name.as_str(), server_name, deadline)
+                        .await
+                }
+            }
+        };
+        match tokio::time::timeout_at(deadline.into(), asked).await {
+            Ok(result) => result,
+            Err(_) => Err(StopWaitError::TimedOut),
+        }
+    }
+
+    /// Deletes a user. JupyterHub refuses (400) while the user's server is stopping:
+    /// then wait for the stop (up to `stop_wait`) and try again, twice at most.
+    /// `Ok(false)` if the user did not exist.
+    pub async fn delete_user_when_stopped(
+        &self,
+        name: &OurName,
+        stop_wait: Duration,
+    ) -> Result<bool, HubError> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.delete_user(name).await {
+                Err(e) if e.status() == Some(400) && tries < 3 => {
+                    tracing::debug!(user = %name, "server still stopping; waiting to delete");
+                    let deadline = Instant::now() + stop_wait;
+                    let _ = self.wait_until_stopped(name.as_str(), "", deadline).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Polls until the server has left the user's `servers` (the hub has no stop stream).
+    pub async fn wait_until_stopped(
+        &self,
+        name: &str,
+        server_name: &str,
+        deadline: Instant,
+    ) -> Result<(), StopWaitError> {
+        let poll = async {
+            loop {
+                let user = self.get_user(name).await?;
+                if user.as_ref().and_then(|u| u.server(server_name)).is_none() {
+                    return Ok(());
+                }
+                tokio::time::sleep(self.poll_interval()).await;
+            }
+        };
+        match tokio::time::timeout_at(deadline.into(), poll).await {
+            Ok(result) => result,
+            Err(_) => Err(StopWaitError::TimedOut),
+        }
+    }
+}

@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use rand::Rng;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -33,14 +32,9 @@ pub enum DemoError {
 }
 
 pub async fn run(s: &DemoSettings, stop: CancellationToken) -> Result<SoakEnd, DemoError> {
-    let secret: String = rand::thread_rng()
-        .sample_iter(rand::distributions::Alphanumeric)
-        .take(32)
-        .map(char::from)
-        .collect();
-    let token = Token::new(&secret).expect("alphanumeric is a valid token");
+    let token = Token::random();
     let hub = MockHub::new(MockConfig {
-        token: secret,
+        token: token.expose().to_string(),
         spawn_delay: Duration::from_secs(2),
         spawn_jitter: Duration::from_secs(6),
         stop_delay: Duration::from_millis(500),

@@ -181,20 +181,13 @@ async fn mock_hub(s: &MockHubSettings, cancel: CancellationToken) -> ExitCode {
     let token = match &s.token {
         Some(t) => t.clone(),
         None => {
-            // A made-up token for a simulator: safe, and necessary, to print.
-            let made: String = {
-                use rand::Rng;
-                rand::thread_rng()
-                    .sample_iter(rand::distributions::Alphanumeric)
-                    .take(32)
-                    .map(char::from)
-                    .collect()
-            };
-            hubsoak::out::line(format_args!("export JUPYTERHUB_API_TOKEN={made}"));
-            match Token::new(&made) {
-                Ok(t) => t,
-                Err(_) => return ExitCode::from(EXIT_FAILURES),
-            }
+            let made = Token::random();
+            // A made-up token for our own simulator: safe, and necessary, to print.
+            hubsoak::out::unredacted_line(&format!(
+                "export JUPYTERHUB_API_TOKEN={}",
+                made.expose()
+            ));
+            made
         }
     };
     config.token = token.expose().to_string();

@@ -10,12 +10,8 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
-use crate::hub::{FailureReason, Observer, Operation, ProblemKind};
+use crate::hub::{FailureReason, Observer, Operation, ProblemKind, SPAWN_BUCKETS};
 
-/// JupyterHub's own spawn buckets, so ours and the hub's line up.
-pub const SPAWN_BUCKETS: [f64; 12] = [
-    0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 180.0, 300.0, 600.0,
-];
 const STOP_BUCKETS: [f64; 9] = [0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0];
 const REQUEST_BUCKETS: [f64; 6] = [0.025, 0.1, 0.25, 0.5, 1.0, 5.0];
 const PING_BUCKETS: [f64; 5] = [0.005, 0.025, 0.1, 0.5, 2.5];

@@ -21,6 +21,14 @@ pub fn line(line: impl Display) {
     print(&format!("{line}\n"));
 }
 
+/// Writes `line` to stdout as it is, secrets included: only for a token hubsoak made up
+/// for a simulator of its own (`mock-hub`), which its user needs to see.
+pub fn unredacted_line(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
 /// `hubsoak: error: …` on stderr: the one place a final error is printed.
 pub fn error(what: impl Display) {
     stderr(&format!("hubsoak: error: {what}\n"));

@@ -10,6 +10,12 @@ mod observe;
 mod retry;
 mod token;
 
+/// JupyterHub's own buckets for `jupyterhub_server_spawn_duration_seconds` (and its stop
+/// histogram): hubsoak's spawn histogram uses them so the two line up.
+pub const SPAWN_BUCKETS: [f64; 12] = [
+    0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 180.0, 300.0, 600.0,
+];
+
 pub use access::{
     Access, CheckError, Identity, Need, Problem, ProblemKind, ACCESS_SERVERS, ACTIVITY,
     CREATE_USERS, LEASE, LIST_USERS, READ_USERS, SERVERS, TOKENS,

@@ -41,6 +41,18 @@ impl Token {
         Ok(Token(Arc::from(value)))
     }
 
+    /// A new random token (32 alphanumerics), for a simulator hubsoak runs itself.
+    pub fn random() -> Token {
+        use rand::Rng;
+        let value: String = rand::thread_rng()
+            .sample_iter(rand::distributions::Alphanumeric)
+            .take(32)
+            .map(char::from)
+            .collect();
+        remember(&value);
+        Token(Arc::from(value.as_str()))
+    }
+
     /// The secret itself, for the `Authorization` header.
     pub fn expose(&self) -> &str {
         &self.0

@@ -24,11 +24,6 @@ use tokio_util::sync::CancellationToken;
 pub use state::Phase;
 use state::{HubState, Phase as P};
 
-/// JupyterHub's own spawn-duration buckets.
-pub const HUB_SPAWN_BUCKETS: [f64; 12] = [
-    0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 180.0, 300.0, 600.0,
-];
-
 #[derive(Debug, Clone)]
 pub struct MockConfig {
     /// The API token with every scope (an admin's).
@@ -158,7 +153,7 @@ impl Truth {
                 "jupyterhub_server_spawn_duration_seconds",
                 "Time taken for server spawning operation",
             )
-            .buckets(HUB_SPAWN_BUCKETS.to_vec()),
+            .buckets(crate::hub::SPAWN_BUCKETS.to_vec()),
             &["status", "reason"],
         )
         .expect("static metric definition");
@@ -167,7 +162,7 @@ impl Truth {
                 "jupyterhub_server_stop_seconds",
                 "Time taken for server stopping operation",
             )
-            .buckets(HUB_SPAWN_BUCKETS.to_vec()),
+            .buckets(crate::hub::SPAWN_BUCKETS.to_vec()),
             &["status"],
         )
         .expect("static metric definition");

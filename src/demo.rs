@@ -31,6 +31,13 @@ pub enum DemoError {
     Soak(#[from] soak::SoakError),
 }
 
+impl DemoError {
+    /// A port that cannot be bound is bad input; the soak failing is not.
+    pub fn is_bad_input(&self) -> bool {
+        !matches!(self, DemoError::Soak(_))
+    }
+}
+
 pub async fn run(s: &DemoSettings, stop: CancellationToken) -> Result<SoakEnd, DemoError> {
     let token = Token::random();
     let hub = MockHub::new(MockConfig {

@@ -8,11 +8,12 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::soak::{OnExit, PopulationSettings, SoakSettings};
-use crate::config::{DemoSettings, HubSettings};
+use crate::config::DemoSettings;
+use crate::hub::HubSettings;
 use crate::hub::Token;
 use crate::journey::{AuthMode, JourneySettings};
 use crate::mockhub::{MockConfig, MockHub};
+use crate::soak::settings::{OnExit, PopulationSettings, SoakSettings};
 use crate::soak::{self, SoakEnd};
 
 #[derive(Debug, thiserror::Error)]
@@ -130,7 +131,7 @@ pub async fn run(s: &DemoSettings, stop: CancellationToken) -> Result<SoakEnd, D
         metrics_listen: metrics_addr,
         on_exit: OnExit::Purge,
         grace: Duration::from_secs(30),
-        log_format: crate::cli::LogFormat::Text,
+        log_format: crate::logging::LogFormat::Text,
         duration: Some(s.duration),
         status_interval: Duration::from_secs(30),
         lease_ttl: Duration::from_secs(60),

@@ -11,9 +11,26 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{fmt, EnvFilter, Layer};
 
-use crate::cli::LogFormat;
-use crate::config::LogSettings;
 use crate::hub::redact;
+
+/// How log lines look: key=value text for people, JSON lines for clusters.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Where logs go and how much of them.
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    pub verbose: u8,
+    pub format: LogFormat,
+    /// `Some(None)`: a new file in the temp dir.
+    pub file: Option<Option<PathBuf>>,
+}
 
 /// Writes each formatted line with every secret replaced.
 struct Redacting<W: Write>(W);

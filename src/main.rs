@@ -14,12 +14,12 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use hubsoak::cli::Cli;
-use hubsoak::config::soak::SoakSettings;
 use hubsoak::config::{CommandSettings, MockHubSettings, Settings};
 use hubsoak::hub::Token;
 use hubsoak::mockhub::MockHub;
 use hubsoak::oneshot::{self, Outcome};
 use hubsoak::out;
+use hubsoak::soak::settings::SoakSettings;
 use hubsoak::soak::SoakEnd;
 
 /// How a run of hubsoak ended.

@@ -11,14 +11,16 @@ use serde_json::Value;
 use url::Url;
 
 use crate::cli::{
-    ActivityArgs, Cli, Command, DemoArgs, LogFormat, MockHubArgs, PurgeArgs, ServerArgs,
-    SimulateArgs, StressTestArgs,
+    ActivityArgs, Cli, Command, DemoArgs, MockHubArgs, PurgeArgs, ServerArgs, SimulateArgs,
+    StressTestArgs,
 };
-use crate::hub::{ClientConfig, Token};
+use crate::hub::{HubSettings, Token};
+use crate::logging::{LogFormat, LogSettings};
 use crate::mockhub::{Faults, MockConfig};
 
 use crate::names::Prefix;
 use crate::report::threshold::actions;
+use crate::soak::settings::{SoakSettings, TARGET_MAX};
 
 pub mod journey;
 pub mod shard;
@@ -84,37 +86,6 @@ impl Problems {
             self.0.push(e);
             fallback
         })
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct LogSettings {
-    pub verbose: u8,
-    pub format: LogFormat,
-    /// `Some(None)`: a new file in the temp dir.
-    pub file: Option<Option<PathBuf>>,
-}
-
-/// How to reach the hub.
-#[derive(Debug, Clone)]
-pub struct HubSettings {
-    pub api_url: Url,
-    pub token: Token,
-    /// Where the token came from, if a file: the soak re-reads it when it changes.
-    pub token_file: Option<PathBuf>,
-    pub request_timeout: Duration,
-    pub ca_file: Option<PathBuf>,
-    pub max_in_flight: usize,
-}
-
-impl HubSettings {
-    pub fn client_config(&self) -> ClientConfig {
-        ClientConfig {
-            request_timeout: self.request_timeout,
-            ca_file: self.ca_file.clone(),
-            max_in_flight: self.max_in_flight,
-            ..ClientConfig::new(self.api_url.clone(), self.token.clone())
-        }
     }
 }
 
@@ -235,8 +206,8 @@ pub struct DemoSettings {
 
 #[derive(Debug, Clone)]
 pub enum CommandSettings {
-    Soak(Box<soak::SoakSettings>),
-    Validate(Box<soak::SoakSettings>),
+    Soak(Box<SoakSettings>),
+    Validate(Box<SoakSettings>),
     Demo(DemoSettings),
     StressTest(StressSettings),
     Simulate(Box<SimulateSettings>),
@@ -585,7 +556,7 @@ fn soak_settings(
     env: &HashMap<String, String>,
     problems: &mut Problems,
     log: &mut LogSettings,
-) -> Option<soak::SoakSettings> {
+) -> Option<SoakSettings> {
     match soak::load(o, env) {
         Ok(mut s) => {
             log.format = s.log_format;
@@ -614,10 +585,10 @@ fn demo(args: &DemoArgs, p: &mut Problems) -> Option<DemoSettings> {
     let hub_listen = addr(p, "--hub-listen", &args.hub_listen);
     let target = p.take(
         parse_count("--target", &args.target, 1).and_then(|t| {
-            if t > soak::TARGET_MAX {
+            if t > TARGET_MAX {
                 Err(SettingsError::new(
                     "--target",
-                    format!("must be from 1 to {} (got {t})", soak::TARGET_MAX),
+                    format!("must be from 1 to {} (got {t})", TARGET_MAX),
                 ))
             } else {
                 Ok(t)

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use super::soak::SoakSettings;
 use crate::soak::schedule::peak;
+use crate::soak::settings::SoakSettings;
 
 /// A spawn's length assumed when judging whether the in-flight limit can keep up:
 /// JupyterHub's slow_spawn_timeout. Spawns on Kubernetes are often slower still.

@@ -8,6 +8,7 @@ mod lifecycle;
 mod models;
 mod observe;
 mod retry;
+mod settings;
 mod token;
 
 /// JupyterHub's own buckets for `jupyterhub_server_spawn_duration_seconds` (and its stop
@@ -29,4 +30,5 @@ pub use lease::{group_name, Claim, Holder, Lease};
 pub use models::{HubVersion, Pagination, ProgressEvent, Server, User, UserPage};
 pub use observe::{Both, NoopObserver, Observer, RequestTally};
 pub use retry::{Idempotency, RetryPolicy};
+pub use settings::HubSettings;
 pub use token::{cut, redact, AuthHeader, InvalidToken, Minted, Token, REDACTED};

@@ -7,6 +7,7 @@ pub mod population;
 pub mod probes;
 pub mod record;
 pub mod schedule;
+pub mod settings;
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -16,7 +17,6 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, Readiness};
-use crate::config::soak::{OnExit, SoakSettings};
 use crate::hub::{
     Both, ClientBuildError, HubClient, HubError, Lease, Need, ACTIVITY, CREATE_USERS, LEASE,
     LIST_USERS, READ_USERS, SERVERS,
@@ -26,6 +26,7 @@ use crate::metrics::Metrics;
 use crate::report::ReportMeta;
 use gate::{Gate, Interrupted};
 use record::SoakRecord;
+use settings::{OnExit, SoakSettings};
 
 /// Servers stopped (or users deleted) at once on the way out.
 const EXIT_CONCURRENCY: usize = 32;

@@ -24,13 +24,13 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::time::DelayQueue;
 
-use crate::config::soak::SoakSettings;
 use crate::hub::{HubClient, SpawnWaitError, StopWaitError, User};
 use crate::journey::{run_kernel_session, JourneyError, Journeys, SessionEnd, Step, StepSink};
 use crate::metrics::{Metrics, SERVER_STATES};
 use crate::names::OurName;
 use crate::soak::record::{Census, Ended, SoakRecord};
 use crate::soak::schedule::{peak, target_at, Planner};
+use crate::soak::settings::SoakSettings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {

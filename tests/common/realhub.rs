@@ -104,7 +104,27 @@ fn random_token() -> String {
 }
 
 impl RealHub {
+    /// Starts a hub on free ports. A port is free when it is picked and taken by the hub
+    /// a moment later, so another socket may take it first: a start that loses that
+    /// race ("Address already in use") is tried again on other ports.
     pub async fn start(opts: HubOptions) -> RealHub {
+        for attempt in 1..=3 {
+            match RealHub::start_once(&opts).await {
+                Ok(hub) => return hub,
+                Err(log) if attempt < 3 && log.contains("Address already in use") => continue,
+                Err(log) => {
+                    let lines: Vec<&str> = log.lines().collect();
+                    panic!(
+                        "the hub exited:\n{}",
+                        lines[lines.len().saturating_sub(40)..].join("\n")
+                    )
+                }
+            }
+        }
+        unreachable!("the last attempt returns or panics")
+    }
+
+    async fn start_once(opts: &HubOptions) -> Result<RealHub, String> {
         let root = root();
         let venv = root.join(format!("jh{}", opts.major));
         let chp = root.join("node_modules/.bin/configurable-http-proxy");
@@ -168,7 +188,7 @@ impl RealHub {
             admin_token,
             version: String::new(),
         };
-        hub.wait_healthy().await;
+        hub.until_healthy().await?;
         hub.version = hub.admin.call(Method::GET, "/", None, None).await.json()["version"]
             .as_str()
             .unwrap_or("")
@@ -179,7 +199,7 @@ impl RealHub {
             opts.major,
             hub.version
         );
-        hub
+        Ok(hub)
     }
 
     pub fn api_url(&self) -> String {
@@ -187,16 +207,25 @@ impl RealHub {
     }
 
     async fn wait_healthy(&mut self) {
+        if let Err(log) = self.until_healthy().await {
+            panic!("the hub exited:\n{log}");
+        }
+    }
+
+    /// Waits until the hub answers its health check; `Err(its log)` if it exited.
+    async fn until_healthy(&mut self) -> Result<(), String> {
         let url = format!("http://127.0.0.1:{}{}/hub/health", self.port, self.base);
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok(r) = reqwest::get(&url).await {
                 if r.status().is_success() {
-                    return;
+                    return Ok(());
                 }
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("the hub exited ({status}):\n{}", self.log_tail());
+                let log =
+                    std::fs::read_to_string(self.dir.path().join("hub.log")).unwrap_or_default();
+                return Err(format!("({status})\n{log}"));
             }
             assert!(
                 Instant::now() < deadline,

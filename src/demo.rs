@@ -8,7 +8,6 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::DemoSettings;
 use crate::hub::HubSettings;
 use crate::hub::Token;
 use crate::journey::{AuthMode, JourneySettings};
@@ -30,6 +29,18 @@ pub enum DemoError {
     },
     #[error(transparent)]
     Soak(#[from] soak::SoakError),
+}
+
+/// What `hubsoak demo` runs: the simulator's shape and the soak against it.
+#[derive(Debug, Clone)]
+pub struct DemoSettings {
+    pub metrics_listen: std::net::SocketAddr,
+    pub hub_listen: std::net::SocketAddr,
+    pub target: usize,
+    pub spawn_failure_rate: f64,
+    pub duration: Duration,
+    pub session_min: Duration,
+    pub session_max: Duration,
 }
 
 impl DemoError {
@@ -91,7 +102,7 @@ pub async fn run(s: &DemoSettings, stop: CancellationToken) -> Result<SoakEnd, D
     let settings = SoakSettings {
         // The simulated servers run kernels too: every user runs code through its session.
         journey: Some(JourneySettings {
-            public_url: crate::config::journey::public_url_from_api(&api_url),
+            public_url: crate::journey::public_url_from_api(&api_url),
             auth: AuthMode::Token,
             code: "5 * 4".into(),
             expect: "20".into(),

@@ -14,9 +14,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use hubsoak::cli::Cli;
-use hubsoak::config::{CommandSettings, MockHubSettings, Settings};
+use hubsoak::config::{CommandSettings, Settings};
 use hubsoak::hub::Token;
-use hubsoak::mockhub::MockHub;
+use hubsoak::mockhub::{MockHub, MockHubSettings};
 use hubsoak::oneshot::{self, Outcome};
 use hubsoak::out;
 use hubsoak::soak::settings::SoakSettings;

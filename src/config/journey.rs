@@ -8,7 +8,7 @@ use url::Url;
 
 use super::{parse_duration, SettingsError};
 use crate::hub::Token;
-use crate::journey::{AuthMode, JourneySettings};
+use crate::journey::{public_url_from_api, AuthMode, JourneySettings};
 
 /// Journey settings as given, before any check.
 #[derive(Debug, Clone, Default)]
@@ -22,19 +22,6 @@ pub struct RawJourney {
     pub step_timeout: String,
     pub kernel_name: String,
     pub public_url: String,
-}
-
-/// The hub's public address from its API URL: `…/hub/api/` → `…/`.
-pub fn public_url_from_api(api: &Url) -> Url {
-    let mut url = api.clone();
-    let path = url.path().to_string();
-    let base = path
-        .strip_suffix("hub/api/")
-        .or_else(|| path.strip_suffix("hub/api"))
-        .unwrap_or("/");
-    url.set_path(base);
-    url.set_query(None);
-    url
 }
 
 /// Checks `raw`; `key` names each field as the user wrote it (e.g. "auth" →

@@ -18,7 +18,13 @@ use crate::hub::{HubSettings, Token};
 use crate::logging::{LogFormat, LogSettings};
 use crate::mockhub::{Faults, MockConfig};
 
+use crate::demo::DemoSettings;
+use crate::mockhub::MockHubSettings;
 use crate::names::Prefix;
+use crate::oneshot::settings::{
+    ActivitySettings, PurgeSettings, ReportSettings, ServerChoice, SimulateSettings,
+    StressSettings, Target,
+};
 use crate::report::threshold::actions;
 use crate::soak::settings::{SoakSettings, TARGET_MAX};
 
@@ -89,23 +95,6 @@ impl Problems {
     }
 }
 
-/// What every hub-facing one-shot command shares.
-#[derive(Debug, Clone)]
-pub struct Target {
-    pub hub: HubSettings,
-    pub prefix: Prefix,
-    pub dry_run: bool,
-    /// Go ahead on a prefix whose lease another instance holds.
-    pub force: bool,
-}
-
-/// Where a one-shot run's report goes, and the thresholds it must meet.
-#[derive(Debug, Clone, Default)]
-pub struct ReportSettings {
-    pub json: Option<PathBuf>,
-    pub thresholds: Vec<crate::report::threshold::Threshold>,
-}
-
 /// `--report-json` and `--threshold`s, checked against the actions of the command's
 /// report (`known`).
 fn report_settings(
@@ -127,81 +116,6 @@ fn report_settings(
         json: args.report_json.clone(),
         thresholds,
     }
-}
-
-/// Which server a one-shot run starts, and with what options.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ServerChoice {
-    /// "" for the default server.
-    pub server_name: String,
-    pub user_options: Option<Value>,
-}
-
-#[derive(Debug, Clone)]
-pub struct StressSettings {
-    pub target: Target,
-    pub count: u64,
-    pub batch_size: u64,
-    /// `--cycles`: rounds of this many users each, started at once; empty: one run.
-    pub cycles: Vec<u64>,
-    pub server: ServerChoice,
-    pub keep: bool,
-    pub report: ReportSettings,
-    pub spawn_timeout: Duration,
-    pub stop_timeout: Duration,
-}
-
-#[derive(Debug, Clone)]
-pub struct SimulateSettings {
-    pub target: Target,
-    pub users: u64,
-    pub session_min: Duration,
-    pub session_max: Duration,
-    pub start_delay_max: Duration,
-    pub journey: crate::journey::JourneySettings,
-    pub server: ServerChoice,
-    pub spawn_timeout: Duration,
-    pub stop_timeout: Duration,
-    pub keep: bool,
-    pub report: ReportSettings,
-}
-
-#[derive(Debug, Clone)]
-pub struct ActivitySettings {
-    pub target: Target,
-    pub count: u64,
-    pub workers: u64,
-    pub rounds: u64,
-    pub ping_interval: Duration,
-    pub keep: bool,
-    pub report: ReportSettings,
-}
-
-#[derive(Debug, Clone)]
-pub struct PurgeSettings {
-    pub target: Target,
-    pub batch_size: u64,
-    pub stop_timeout: Duration,
-    pub report: ReportSettings,
-}
-
-#[derive(Debug, Clone)]
-pub struct MockHubSettings {
-    pub listen: SocketAddr,
-    /// `None`: make one up and print it.
-    pub token: Option<Token>,
-    pub config: MockConfig,
-}
-
-#[derive(Debug, Clone)]
-pub struct DemoSettings {
-    pub metrics_listen: SocketAddr,
-    pub hub_listen: SocketAddr,
-    pub target: usize,
-    pub spawn_failure_rate: f64,
-    pub duration: Duration,
-    pub session_min: Duration,
-    pub session_max: Duration,
 }
 
 #[derive(Debug, Clone)]

@@ -112,6 +112,19 @@ impl Step {
     }
 }
 
+/// The hub's public address from its API URL: `…/hub/api/` → `…/`.
+pub fn public_url_from_api(api: &url::Url) -> url::Url {
+    let mut url = api.clone();
+    let path = url.path().to_string();
+    let base = path
+        .strip_suffix("hub/api/")
+        .or_else(|| path.strip_suffix("hub/api"))
+        .unwrap_or("/");
+    url.set_path(base);
+    url.set_query(None);
+    url
+}
+
 /// Why a step failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum JourneyError {

@@ -83,6 +83,15 @@ impl Default for MockConfig {
     }
 }
 
+/// What `hubsoak mock-hub` serves: where, with which token, and the simulator.
+#[derive(Debug, Clone)]
+pub struct MockHubSettings {
+    pub listen: SocketAddr,
+    /// `None`: make one up and print it.
+    pub token: Option<crate::hub::Token>,
+    pub config: MockConfig,
+}
+
 /// Failures injected before a request reaches the API (never on `/hub/metrics`,
 /// which tests read as ground truth).
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -9,8 +9,8 @@ use chrono::Utc;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use super::settings::ActivitySettings;
 use super::{create_users, delete_users, print_plan, progress_bar, Outcome, Run, RunError};
-use crate::config::ActivitySettings;
 use crate::hub::{ACTIVITY, CREATE_USERS, LEASE, LIST_USERS, READ_USERS};
 use crate::names::OurName;
 use crate::report::RunReport;

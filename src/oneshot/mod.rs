@@ -4,6 +4,7 @@
 
 pub mod activity;
 pub mod purge;
+pub mod settings;
 pub mod simulate;
 pub mod stress;
 
@@ -16,13 +17,13 @@ use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ReportSettings, ServerChoice, Target};
 use crate::hub::{
     CheckError, Claim, ClientBuildError, HubClient, HubError, Lease, Need, Problem, RequestTally,
     SpawnWaitError, StopWaitError, User,
 };
 use crate::names::OurName;
 use crate::report::{Recorder, ReportMeta, RunReport};
+use settings::{ReportSettings, ServerChoice, Target};
 
 /// How a spawn of a one-shot run ended.
 #[derive(Debug, Clone, PartialEq)]

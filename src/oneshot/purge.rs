@@ -6,8 +6,8 @@ use std::time::Instant;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use super::settings::PurgeSettings;
 use super::{delete_users, print_plan, stop_servers, Outcome, Run, RunError};
-use crate::config::PurgeSettings;
 use crate::hub::{CREATE_USERS, LEASE, LIST_USERS, SERVERS};
 use crate::report::RunReport;
 

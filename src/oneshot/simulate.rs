@@ -11,10 +11,10 @@ use rand::Rng;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use super::settings::SimulateSettings;
 use super::{
     create_users, delete_users, print_plan, spawn_server, Outcome, Run, RunError, Spawned,
 };
-use crate::config::SimulateSettings;
 use crate::hub::{Need, CREATE_USERS, LEASE, LIST_USERS, READ_USERS, SERVERS};
 use crate::journey::{run_kernel_session, JourneyError, Journeys, SessionEnd, Step, StepSink};
 use crate::names::OurName;

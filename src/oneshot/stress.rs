@@ -7,11 +7,11 @@ use std::time::Instant;
 
 use serde_json::json;
 
+use super::settings::{ReportSettings, StressSettings};
 use super::{
     create_users, delete_users, print_plan, progress_bar, spawn_server, stop_servers, write_report,
     Outcome, Run, RunError, Spawned,
 };
-use crate::config::{ReportSettings, StressSettings};
 use crate::hub::{CREATE_USERS, LEASE, LIST_USERS, READ_USERS, SERVERS};
 use crate::names::OurName;
 use crate::report::merge::merge;

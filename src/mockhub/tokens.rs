@@ -177,18 +177,12 @@ fn groups(hub: &MockHub) -> std::sync::MutexGuard<'_, std::collections::BTreeMap
     hub.inner.groups.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn unknown(token: Option<Vec<String>>) -> Option<Resp> {
-    token
-        .is_none()
-        .then(|| api_error(StatusCode::FORBIDDEN, "Missing or invalid credentials."))
-}
-
 async fn get_group(
     State(hub): State<MockHub>,
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Resp {
-    if let Some(r) = unknown(token_scopes(&hub, &headers)) {
+    if let Err(r) = authorize(&hub, &headers) {
         return r;
     }
     match groups(&hub).get(&name) {
@@ -202,7 +196,7 @@ async fn create_group(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Resp {
-    if let Some(r) = unknown(token_scopes(&hub, &headers)) {
+    if let Err(r) = authorize(&hub, &headers) {
         return r;
     }
     let mut all = groups(&hub);
@@ -221,7 +215,7 @@ async fn delete_group(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Resp {
-    if let Some(r) = unknown(token_scopes(&hub, &headers)) {
+    if let Err(r) = authorize(&hub, &headers) {
         return r;
     }
     match groups(&hub).remove(&name) {
@@ -236,7 +230,7 @@ async fn set_properties(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Resp {
-    if let Some(r) = unknown(token_scopes(&hub, &headers)) {
+    if let Err(r) = authorize(&hub, &headers) {
         return r;
     }
     let properties = match serde_json::from_slice::<Value>(&body) {

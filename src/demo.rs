@@ -8,11 +8,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::hub::HubSettings;
-use crate::hub::Token;
-use crate::journey::{AuthMode, JourneySettings};
 use crate::mockhub::{MockConfig, MockHub};
-use crate::soak::settings::{OnExit, PopulationSettings, SoakSettings};
+use crate::soak::settings::SoakSettings;
 use crate::soak::{self, SoakEnd};
 
 #[derive(Debug, thiserror::Error)]
@@ -31,16 +28,13 @@ pub enum DemoError {
     Soak(#[from] soak::SoakError),
 }
 
-/// What `hubsoak demo` runs: the simulator's shape and the soak against it.
+/// What `hubsoak demo` runs: the simulator's shape and the soak against it (its hub
+/// address is set once the simulator listens).
 #[derive(Debug, Clone)]
 pub struct DemoSettings {
-    pub metrics_listen: std::net::SocketAddr,
+    pub soak: SoakSettings,
     pub hub_listen: std::net::SocketAddr,
-    pub target: usize,
     pub spawn_failure_rate: f64,
-    pub duration: Duration,
-    pub session_min: Duration,
-    pub session_max: Duration,
 }
 
 impl DemoError {
@@ -51,9 +45,9 @@ impl DemoError {
 }
 
 pub async fn run(s: &DemoSettings, stop: CancellationToken) -> Result<SoakEnd, DemoError> {
-    let token = Token::random();
+    let mut settings = s.soak.clone();
     let hub = MockHub::new(MockConfig {
-        token: token.expose().to_string(),
+        token: settings.hub.token.expose().to_string(),
         spawn_delay: Duration::from_secs(2),
         spawn_jitter: Duration::from_secs(6),
         stop_delay: Duration::from_millis(500),
@@ -72,13 +66,13 @@ pub async fn run(s: &DemoSettings, stop: CancellationToken) -> Result<SoakEnd, D
             addr: s.hub_listen,
             source,
         })?;
-    let listener = TcpListener::bind(s.metrics_listen)
+    let listener = TcpListener::bind(settings.metrics_listen)
         .await
         .map_err(|source| DemoError::MetricsBind {
-            addr: s.metrics_listen,
+            addr: settings.metrics_listen,
             source,
         })?;
-    let metrics_addr = listener.local_addr().unwrap_or(s.metrics_listen);
+    let metrics_addr = listener.local_addr().unwrap_or(settings.metrics_listen);
     let api = server.api_url();
     crate::out::line(format_args!(
         "hubsoak demo: a simulated JupyterHub at {api}"
@@ -92,63 +86,18 @@ pub async fn run(s: &DemoSettings, stop: CancellationToken) -> Result<SoakEnd, D
     ));
     crate::out::line(format_args!(
         "hubsoak demo: keeping {} servers alive for {}; Ctrl-C to stop sooner",
-        s.target,
-        humantime::format_duration(s.duration)
+        settings.population.target,
+        humantime::format_duration(settings.duration.unwrap_or_default())
     ));
     tracing::info!(addr = %metrics_addr, "admin server listening");
     let api_url: url::Url = format!("{api}/")
         .parse()
         .expect("the simulator's URL parses");
-    let settings = SoakSettings {
-        // The simulated servers run kernels too: every user runs code through its session.
-        journey: Some(JourneySettings {
-            public_url: crate::journey::public_url_from_api(&api_url),
-            auth: AuthMode::Token,
-            code: "5 * 4".into(),
-            expect: "20".into(),
-            think_time: Duration::from_secs(5),
-            step_timeout: Duration::from_secs(30),
-            kernel_name: String::new(),
-        }),
-        hub: HubSettings {
-            api_url,
-            token,
-            token_file: None,
-            request_timeout: Duration::from_secs(10),
-            ca_file: None,
-            max_in_flight: 64,
-        },
-        prefix: crate::names::Prefix::new("demo").expect("a valid prefix"),
-        shard: None,
-        population: PopulationSettings {
-            target: s.target,
-            max_spawns_in_flight: 10,
-            spawn_rate: 60.0,
-            session_min: s.session_min,
-            session_max: s.session_max,
-            spawn_timeout: Duration::from_secs(60),
-            stop_timeout: Duration::from_secs(30),
-            backoff_min: Duration::from_secs(2),
-            backoff_max: Duration::from_secs(20),
-            server_name: String::new(),
-            user_options: Default::default(),
-            arrivals: crate::soak::schedule::Arrivals::Paced,
-            batch_size: 10,
-            stages: Vec::new(),
-        },
-        activity_interval: Duration::from_secs(10),
-        activity_jitter: 0.1,
-        ping_interval: Duration::from_secs(5),
-        metrics_listen: metrics_addr,
-        on_exit: OnExit::Purge,
-        grace: Duration::from_secs(30),
-        log_format: crate::logging::LogFormat::Text,
-        duration: Some(s.duration),
-        status_interval: Duration::from_secs(30),
-        lease_ttl: Duration::from_secs(60),
-        report_json: None,
-        warnings: Vec::new(),
-    };
+    settings.hub.api_url = api_url.clone();
+    if let Some(journey) = &mut settings.journey {
+        journey.public_url = crate::journey::public_url_from_api(&api_url);
+    }
+    settings.metrics_listen = metrics_addr;
     let end = soak::run(settings, listener, stop).await?;
     server.stop().await;
     Ok(end)

@@ -4,30 +4,19 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use config::{Config, Environment, File, FileFormat};
 use serde_json::{Map, Value};
 
-use super::{parse_duration, parse_endpoint, resolve_token, SettingsError};
-use crate::hub::HubSettings;
+use super::defaults::{known_keys, DEFAULTS_TOML};
+use super::hub::{RawHub, FILE_KEYS};
+use super::parse::{parse_duration, SettingsError};
 use crate::logging::LogFormat;
 use crate::names::{valid_server_name, Prefix};
 use crate::soak::schedule::{Arrivals, Stage};
 use crate::soak::settings::{OnExit, PopulationSettings, SoakSettings, TARGET_MAX};
-
-/// The documented defaults; every key the soak knows is in this file.
-pub const DEFAULTS_TOML: &str = include_str!("../../config/hubsoak.toml");
-
-/// Keys that have no default and so appear in the file only as comments.
-const OPTIONAL_KEYS: [&str; 5] = [
-    "hub.endpoint",
-    "hub.token",
-    "hub.token_file",
-    "journey.password",
-    "journey.password_file",
-];
 
 /// Values from flags, which override every other layer. Only flags the user gave.
 #[derive(Debug, Clone, Default)]
@@ -36,24 +25,6 @@ pub struct SoakOverrides {
     pub pairs: Vec<(&'static str, String)>,
     pub duration: Option<String>,
     pub report_json: Option<PathBuf>,
-}
-
-fn known_keys() -> BTreeSet<String> {
-    let mut keys = BTreeSet::new();
-    if let Ok(Value::Object(root)) = DEFAULTS_TOML
-        .parse::<toml::Table>()
-        .map(|t| serde_json::to_value(t).unwrap_or(Value::Null))
-    {
-        for (section, table) in root {
-            if let Value::Object(table) = table {
-                for key in table.keys() {
-                    keys.insert(format!("{section}.{key}"));
-                }
-            }
-        }
-    }
-    keys.extend(OPTIONAL_KEYS.iter().map(|k| k.to_string()));
-    keys
 }
 
 /// Merges the layers into one tree.
@@ -312,54 +283,21 @@ pub fn load(
         r.fail(&key, "unknown key (see config/hubsoak.toml for every key)");
     }
 
-    let endpoint = match r.text("hub.endpoint").filter(|e| !e.trim().is_empty()) {
-        Some(raw) => parse_endpoint("hub.endpoint", &raw)
-            .map_err(|e| r.problems.push(e))
-            .ok(),
-        None => {
-            r.fail(
-                "hub.endpoint",
-                "is required: set it, or JUPYTERHUB_ENDPOINT, or pass -e",
-            );
-            None
-        }
+    let raw_hub = RawHub {
+        endpoint: r.text("hub.endpoint"),
+        token: r.text("hub.token"),
+        token_file: r
+            .text("hub.token_file")
+            .filter(|t| !t.trim().is_empty())
+            .map(PathBuf::from),
+        ca_file: r
+            .text("hub.ca_file")
+            .filter(|p| !p.trim().is_empty())
+            .map(PathBuf::from),
+        request_timeout: r.duration("hub.request_timeout", true),
+        max_in_flight: r.integer("hub.max_in_flight", 1, 10_000) as usize,
     };
-    let token_file = r.text("hub.token_file").filter(|t| !t.trim().is_empty());
-    let token_value = r.text("hub.token").filter(|t| !t.trim().is_empty());
-    let token = match (&token_file, &token_value) {
-        (None, None) => {
-            r.fail(
-                "hub.token",
-                "no API token: set hub.token_file or hub.token, or JUPYTERHUB_API_TOKEN",
-            );
-            None
-        }
-        (file, value) => resolve_token(
-            "hub.token",
-            value.as_deref(),
-            file.as_deref().map(Path::new),
-        )
-        .map_err(|e| {
-            let key = if file.is_some() {
-                "hub.token_file"
-            } else {
-                "hub.token"
-            };
-            r.problems.push(SettingsError::new(key, e.message))
-        })
-        .ok(),
-    };
-    let request_timeout = r.duration("hub.request_timeout", true);
-    let max_in_flight = r.integer("hub.max_in_flight", 1, 10_000) as usize;
-    let ca_file = r
-        .text("hub.ca_file")
-        .filter(|p| !p.trim().is_empty())
-        .map(PathBuf::from);
-    if let Some(ca) = &ca_file {
-        if let Err(e) = super::check_ca_file("hub.ca_file", ca) {
-            r.problems.push(e);
-        }
-    }
+    let hub = super::hub::check(raw_hub, &FILE_KEYS, &mut r.problems);
     let prefix = r.text("users.prefix").unwrap_or_default();
     let prefix = Prefix::new(&prefix)
         .map_err(|e| r.fail("users.prefix", e.to_string()))
@@ -526,7 +464,7 @@ pub fn load(
     // Checked even when disabled, so a mistake shows before it is switched on.
     let journey = super::journey::journey(
         &raw_journey,
-        endpoint.as_ref(),
+        hub.as_ref().map(|h| &h.api_url),
         &|field| format!("journey.{field}"),
         &mut r.problems,
     )
@@ -548,21 +486,11 @@ pub fn load(
     if !r.problems.is_empty() {
         return Err(r.problems);
     }
-    let (Some(api_url), Some(token), Some(prefix), Some(metrics_listen)) =
-        (endpoint, token, prefix, metrics_listen)
-    else {
+    let (Some(hub), Some(prefix), Some(metrics_listen)) = (hub, prefix, metrics_listen) else {
         return Err(vec![SettingsError::new("settings", "incomplete")]);
     };
-    let token_file = token_file.map(PathBuf::from);
     Ok(SoakSettings {
-        hub: HubSettings {
-            api_url,
-            token,
-            token_file,
-            request_timeout,
-            ca_file,
-            max_in_flight,
-        },
+        hub,
         prefix,
         shard,
         population: PopulationSettings {

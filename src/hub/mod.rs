@@ -31,4 +31,4 @@ pub use models::{HubVersion, Pagination, ProgressEvent, Server, User, UserPage};
 pub use observe::{Both, NoopObserver, Observer, RequestTally};
 pub use retry::{Idempotency, RetryPolicy};
 pub use settings::HubSettings;
-pub use token::{cut, redact, AuthHeader, InvalidToken, Minted, Token, REDACTED};
+pub use token::{cut, redact, AuthHeader, InvalidToken, Minted, Token, TokenFileError, REDACTED};

@@ -24,6 +24,21 @@ pub enum InvalidToken {
     BadCharacters,
 }
 
+/// Why a token file gives no token. Carries no part of the file's content.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenFileError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Invalid {
+        path: std::path::PathBuf,
+        source: InvalidToken,
+    },
+}
+
 impl Token {
     /// Accepts a token with surrounding whitespace (as read from a file) trimmed.
     pub fn new(raw: &str) -> Result<Self, InvalidToken> {
@@ -51,6 +66,19 @@ impl Token {
             .collect();
         remember(&value);
         Token(Arc::from(value.as_str()))
+    }
+
+    /// The token in a file (a mounted Secret): the one reader of token files, for the
+    /// settings and for the soak's watch of a rotated file.
+    pub fn read_file(path: &std::path::Path) -> Result<Token, TokenFileError> {
+        let raw = std::fs::read_to_string(path).map_err(|source| TokenFileError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Token::new(&raw).map_err(|source| TokenFileError::Invalid {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
     /// The secret itself, for the `Authorization` header.

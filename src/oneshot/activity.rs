@@ -24,14 +24,14 @@ pub async fn run(
         "ping_interval_s": s.ping_interval.as_secs_f64(), "keep": s.keep,
     });
     let run = Run::connect(
-        &s.target,
+        &s.scope,
         "activity-stress-test",
         params,
         cancel,
         &[CREATE_USERS, LIST_USERS, READ_USERS, ACTIVITY, LEASE],
     )
     .await?;
-    let prefix = &s.target.prefix;
+    let prefix = &s.scope.prefix;
     for action in ["activity", "ping"] {
         run.record().expect(action);
     }
@@ -53,7 +53,7 @@ pub async fn run(
         .map(|i| prefix.name(i))
         .collect();
 
-    if s.target.dry_run {
+    if s.scope.dry_run {
         print_plan(&[
             format!("use {} of our existing users and create {} more", users.len(), to_create.len()),
             format!(

@@ -23,7 +23,7 @@ use crate::hub::{
 };
 use crate::names::OurName;
 use crate::report::{Recorder, ReportMeta, RunReport};
-use settings::{ReportSettings, ServerChoice, Target};
+use settings::{ReportSettings, Scope, ServerChoice};
 
 /// How a spawn of a one-shot run ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,14 +34,7 @@ pub enum Spawned {
     Failed,
 }
 
-/// How a run that got to its end went: exit code 0, 1 or 3 (in rising order of concern).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Outcome {
-    Clean,
-    Failures,
-    /// A `--threshold` did not hold.
-    ThresholdsMissed,
-}
+pub use crate::report::Outcome;
 
 /// A run that could not get to its end.
 #[derive(Debug, thiserror::Error)]
@@ -78,7 +71,7 @@ const LEASE_TTL: Duration = Duration::from_secs(60);
 /// One run's shared parts: the client, what it counted, what the run recorded.
 pub struct Run {
     pub client: HubClient,
-    pub target: Target,
+    pub scope: Scope,
     pub tally: Arc<RequestTally>,
     recorder: Arc<Mutex<Recorder>>,
     pub cancel: CancellationToken,
@@ -93,14 +86,14 @@ impl Run {
     /// Checks that hubsoak can do work needing `needs` on the hub and takes the prefix
     /// lease, before any state-changing request; a problem is [`RunError::Unusable`].
     pub async fn connect(
-        target: &Target,
+        scope: &Scope,
         command: &str,
         parameters: serde_json::Value,
         cancel: CancellationToken,
         needs: &[Need],
     ) -> Result<Run, RunError> {
         let tally = Arc::new(RequestTally::default());
-        let client = HubClient::new(target.hub.client_config(), tally.clone())?;
+        let client = HubClient::new(scope.hub.client_config(), tally.clone())?;
         let hub_version = match client.check_access(needs).await {
             Ok(access) => Some(access.version),
             Err(CheckError::Problem(p)) => return Err(RunError::Unusable(p)),
@@ -111,26 +104,26 @@ impl Run {
                 })
             }
         };
-        let lease = take_lease(&client, target).await?;
+        let lease = take_lease(&client, scope).await?;
         tracing::info!(
-            endpoint = %target.hub.api_url,
+            endpoint = %scope.hub.api_url,
             hub_version = hub_version.as_deref().unwrap_or("unknown"),
-            prefix = target.prefix.as_str(),
-            dry_run = target.dry_run,
+            prefix = scope.prefix.as_str(),
+            dry_run = scope.dry_run,
             "{command}"
         );
         Ok(Run {
             client,
-            target: target.clone(),
+            scope: scope.clone(),
             tally,
             recorder: Arc::new(Mutex::new(Recorder::default())),
             cancel,
             meta: ReportMeta {
                 command: command.to_string(),
-                endpoint: target.hub.api_url.to_string(),
+                endpoint: scope.hub.api_url.to_string(),
                 hub_version,
-                prefix: target.prefix.as_str().to_string(),
-                dry_run: target.dry_run,
+                prefix: scope.prefix.as_str().to_string(),
+                dry_run: scope.dry_run,
                 started_at: Utc::now(),
                 parameters,
             },
@@ -142,7 +135,7 @@ impl Run {
     /// Every user of ours on the hub (all pages).
     pub async fn list_ours(&self) -> Result<Vec<(OurName, User)>, RunError> {
         self.client
-            .list_our_users(&self.target.prefix)
+            .list_our_users(&self.scope.prefix)
             .await
             .map_err(|source| RunError::Hub {
                 doing: "listing our users",
@@ -153,7 +146,7 @@ impl Run {
     /// `count` new names after the highest index among `existing`, so a run after a
     /// `--keep` run never collides.
     pub fn next_names(&self, existing: &[(OurName, User)], count: u64) -> Vec<OurName> {
-        let prefix = &self.target.prefix;
+        let prefix = &self.scope.prefix;
         let first = existing
             .iter()
             .filter_map(|(n, _)| prefix.index_of(n.as_str()))
@@ -268,13 +261,13 @@ pub async fn release_leases() {
 
 /// Takes the prefix lease for the run (renewed until it ends), or refuses to run on a
 /// prefix another instance holds — unless `--force`. A dry run only looks.
-async fn take_lease(client: &HubClient, target: &Target) -> Result<Option<HeldLease>, RunError> {
-    let lease = Lease::new(client.clone(), &target.prefix, LEASE_TTL);
+async fn take_lease(client: &HubClient, scope: &Scope) -> Result<Option<HeldLease>, RunError> {
+    let lease = Lease::new(client.clone(), &scope.prefix, LEASE_TTL);
     let hub_error = |source| RunError::Hub {
         doing: "taking the prefix lease",
         source,
     };
-    let holder = if target.dry_run {
+    let holder = if scope.dry_run {
         lease
             .read()
             .await
@@ -309,12 +302,12 @@ async fn take_lease(client: &HubClient, target: &Target) -> Result<Option<HeldLe
     };
     match holder {
         None => Ok(None),
-        Some(h) if target.force => {
+        Some(h) if scope.force => {
             tracing::warn!(holder = %h, "prefix held by another hubsoak; going ahead (--force)");
             Ok(None)
         }
         Some(h) => Err(RunError::Unusable(Problem::PrefixHeld {
-            prefix: target.prefix.as_str().to_string(),
+            prefix: scope.prefix.as_str().to_string(),
             holder: h.to_string(),
         })),
     }

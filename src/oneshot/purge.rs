@@ -18,7 +18,7 @@ pub async fn run(
     let params =
         json!({ "batch_size": s.batch_size, "stop_timeout_s": s.stop_timeout.as_secs_f64() });
     let run = Run::connect(
-        &s.target,
+        &s.scope,
         "purge",
         params,
         cancel,
@@ -37,14 +37,14 @@ pub async fn run(
         })
         .collect();
     tracing::info!(users = ours.len(), servers = servers.len(), "purging");
-    if s.target.dry_run {
+    if s.scope.dry_run {
         let sample: Vec<&str> = ours.iter().take(5).map(|(n, _)| n.as_str()).collect();
         print_plan(&[
             format!(
                 "stop {} servers and delete {} users named {}* (e.g. {})",
                 servers.len(),
                 ours.len(),
-                s.target.prefix.stem(),
+                s.scope.prefix.stem(),
                 if sample.is_empty() {
                     "none".to_string()
                 } else {

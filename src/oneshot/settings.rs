@@ -11,7 +11,7 @@ use crate::names::Prefix;
 
 /// What every hub-facing one-shot command shares.
 #[derive(Debug, Clone)]
-pub struct Target {
+pub struct Scope {
     pub hub: HubSettings,
     pub prefix: Prefix,
     pub dry_run: bool,
@@ -36,7 +36,7 @@ pub struct ServerChoice {
 
 #[derive(Debug, Clone)]
 pub struct StressSettings {
-    pub target: Target,
+    pub scope: Scope,
     pub count: u64,
     pub batch_size: u64,
     /// `--cycles`: rounds of this many users each, started at once; empty: one run.
@@ -50,7 +50,7 @@ pub struct StressSettings {
 
 #[derive(Debug, Clone)]
 pub struct SimulateSettings {
-    pub target: Target,
+    pub scope: Scope,
     pub users: u64,
     pub session_min: Duration,
     pub session_max: Duration,
@@ -65,7 +65,7 @@ pub struct SimulateSettings {
 
 #[derive(Debug, Clone)]
 pub struct ActivitySettings {
-    pub target: Target,
+    pub scope: Scope,
     pub count: u64,
     pub workers: u64,
     pub rounds: u64,
@@ -76,7 +76,7 @@ pub struct ActivitySettings {
 
 #[derive(Debug, Clone)]
 pub struct PurgeSettings {
-    pub target: Target,
+    pub scope: Scope,
     pub batch_size: u64,
     pub stop_timeout: Duration,
     pub report: ReportSettings,

@@ -59,8 +59,8 @@ pub async fn run(
         "user_options": s.server.user_options,
         "keep": s.keep,
     });
-    let run = Run::connect(&s.target, "simulate", params, cancel, &needs(j)).await?;
-    let hub = &s.target.hub;
+    let run = Run::connect(&s.scope, "simulate", params, cancel, &needs(j)).await?;
+    let hub = &s.scope.hub;
     let journeys = Journeys::new(
         j.clone(),
         &hub.api_url,
@@ -72,7 +72,7 @@ pub async fn run(
     let existing = run.list_ours().await?;
     let names = run.next_names(&existing, s.users);
 
-    if s.target.dry_run {
+    if s.scope.dry_run {
         let h = |d: Duration| humantime::format_duration(d).to_string();
         print_plan(&[
             format!(

@@ -138,7 +138,7 @@ async fn run_once(
         "stop_timeout_s": s.stop_timeout.as_secs_f64(),
     });
     let run = Run::connect(
-        &s.target,
+        &s.scope,
         "stress-test",
         params,
         cancel,
@@ -159,7 +159,7 @@ async fn run_once(
     let batches = names.len().div_ceil(batch);
     tracing::info!(existing = existing.len(), first = %names[0], last = %names[names.len() - 1], batches, "plan");
 
-    if s.target.dry_run {
+    if s.scope.dry_run {
         print_plan(&[
             format!("{} of our users exist already", existing.len()),
             format!(

@@ -1,10 +1,29 @@
 //! `hubsoak report merge|diff|html`: read report files, do the work, write the result.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use super::Outcome;
 use super::{diff, html, merge, RunReport};
-use crate::config::ReportJob;
-use crate::oneshot::Outcome;
+
+/// A `report` subcommand, its inputs checked to exist.
+#[derive(Debug, Clone)]
+pub enum ReportJob {
+    Merge {
+        reports: Vec<PathBuf>,
+        output: PathBuf,
+    },
+    Diff {
+        base: PathBuf,
+        new: PathBuf,
+        /// 0.1 = 10 %.
+        tolerance: f64,
+        thresholds: Vec<super::threshold::DeltaThreshold>,
+    },
+    Html {
+        report: PathBuf,
+        output: PathBuf,
+    },
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportCommandError {

@@ -29,6 +29,15 @@ pub const REPORT_SCHEMA: &str = "hubsoak.run-report/v1";
 /// ~200 KiB whatever the number of samples; longer values are clamped to 1 h.
 const HDR_MAX_US: u64 = 3_600_000_000;
 
+/// How a run that got to its end went: exit code 0, 1 or 3 (in rising order of concern).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Outcome {
+    Clean,
+    Failures,
+    /// A `--threshold` did not hold.
+    ThresholdsMissed,
+}
+
 #[derive(Debug, Clone)]
 pub struct Latency {
     hist: Histogram<u64>,

@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::Readiness;
-use crate::hub::{CheckError, Claim, HubClient, Lease, Need, Problem, ProblemKind, Token};
+use crate::hub::{
+    CheckError, Claim, HubClient, Lease, Need, Problem, ProblemKind, Token, TokenFileError,
+};
 use crate::metrics::Metrics;
 
 /// An ERROR line for a lasting problem at most this often.
@@ -30,7 +32,9 @@ const TOKEN_POLL: Duration = Duration::from_secs(2);
 /// Reads the token file again when it changes.
 struct TokenFile {
     path: Option<PathBuf>,
-    last: Option<String>,
+    last: Option<Token>,
+    /// An unusable file is reported once, not at every poll.
+    reported_invalid: bool,
 }
 
 impl TokenFile {
@@ -41,21 +45,24 @@ impl TokenFile {
         };
         loop {
             tokio::time::sleep(TOKEN_POLL).await;
-            let Ok(raw) = tokio::fs::read_to_string(&path).await else {
-                continue;
-            };
-            let raw = raw.trim().to_string();
-            if self.last.as_deref() == Some(raw.as_str()) {
-                continue;
-            }
-            self.last = Some(raw.clone());
-            match Token::new(&raw) {
-                Ok(token) => return token,
-                Err(e) => tracing::error!(
-                    path = %path.display(),
-                    error = %e,
-                    "hub.token_file changed but holds no usable token; keeping the old one"
-                ),
+            match Token::read_file(&path) {
+                Ok(token) if self.last.as_ref() == Some(&token) => self.reported_invalid = false,
+                Ok(token) => {
+                    self.reported_invalid = false;
+                    self.last = Some(token.clone());
+                    return token;
+                }
+                // Being rewritten, or gone for a moment: the next poll reads it again.
+                Err(TokenFileError::Read { .. }) => {}
+                Err(e @ TokenFileError::Invalid { .. }) => {
+                    if !std::mem::replace(&mut self.reported_invalid, true) {
+                        tracing::error!(
+                            path = %path.display(),
+                            error = %e,
+                            "hub.token_file changed but holds no usable token; keeping the old one"
+                        );
+                    }
+                }
             }
         }
     }
@@ -95,10 +102,7 @@ impl Gate {
         lease: Lease,
         token_file: Option<PathBuf>,
     ) -> Gate {
-        let last = token_file
-            .as_ref()
-            .and_then(|p| std::fs::read_to_string(p).ok())
-            .map(|s| s.trim().to_string());
+        let last = token_file.as_ref().and_then(|p| Token::read_file(p).ok());
         Gate {
             client,
             metrics,
@@ -108,6 +112,7 @@ impl Gate {
             token_file: TokenFile {
                 path: token_file,
                 last,
+                reported_invalid: false,
             },
             problem: None,
             logged: HashMap::new(),

@@ -1,10 +1,12 @@
 //! A server's life through the API, waited on: start and wait until ready (by the
 //! progress stream, polling only as a fallback), stop and wait until gone (the hub has
-//! no stop stream), delete a user whose server is still stopping. Every wait is bounded
-//! by a deadline.
+//! no stop stream), delete a user whose server is still stopping, and the one teardown
+//! of our users (stop every server, then delete) that purge, the one-shots' cleanup and
+//! the soak's `on_exit` share. Every wait is bounded by a deadline.
 
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use serde_json::Value;
 
 use super::client::{HubClient, SpawnWaitError, StartOutcome, StopOutcome, StopWaitError};
@@ -156,5 +158,53 @@ impl HubClient {
             Ok(result) => result,
             Err(_) => Err(StopWaitError::TimedOut),
         }
+    }
+
+    /// Stops each `(user, server)`, `concurrency` at a time, each within `stop_timeout`
+    /// of its request; tells `done` how each went (the time from request to gone).
+    pub async fn stop_all(
+        &self,
+        servers: Vec<(OurName, String)>,
+        concurrency: usize,
+        stop_timeout: Duration,
+        done: impl Fn(&OurName, Result<Duration, StopWaitError>),
+    ) {
+        futures::stream::iter(servers)
+            .map(|(name, server)| async move {
+                let asked = Instant::now();
+                let result = self
+                    .stop_and_wait(&name, &server, asked + stop_timeout)
+                    .await
+                    .map(|()| asked.elapsed());
+                (name, result)
+            })
+            .buffer_unordered(concurrency.max(1))
+            .for_each(|(name, result)| {
+                done(&name, result);
+                futures::future::ready(())
+            })
+            .await;
+    }
+
+    /// Deletes each user, `concurrency` at a time, waiting out a server still stopping
+    /// (up to `stop_wait`); tells `done` how each went.
+    pub async fn delete_all(
+        &self,
+        users: Vec<OurName>,
+        concurrency: usize,
+        stop_wait: Duration,
+        done: impl Fn(&OurName, Result<bool, HubError>),
+    ) {
+        futures::stream::iter(users)
+            .map(|name| async move {
+                let result = self.delete_user_when_stopped(&name, stop_wait).await;
+                (name, result)
+            })
+            .buffer_unordered(concurrency.max(1))
+            .for_each(|(name, result)| {
+                done(&name, result);
+                futures::future::ready(())
+            })
+            .await;
     }
 }

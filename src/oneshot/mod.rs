@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
@@ -344,8 +343,8 @@ pub fn print_plan(lines: &[String]) {
     }
 }
 
-/// Stops each `(user, server)`, `concurrency` at a time; the stop latency runs from the
-/// request until the server has left the user's `servers`.
+/// Stops each `(user, server)`, `concurrency` at a time, with a progress bar; the stop
+/// latency runs from the request until the server has left the user's `servers`.
 pub async fn stop_servers(
     run: &Run,
     servers: Vec<(OurName, String)>,
@@ -356,21 +355,13 @@ pub async fn stop_servers(
         return;
     }
     let bar = progress_bar(servers.len() as u64, "stop");
-    futures::stream::iter(servers)
-        .for_each_concurrent(concurrency.max(1), |(name, server)| {
-            let bar = bar.clone();
-            async move {
-                let asked = Instant::now();
-                let result = run
-                    .client
-                    .stop_and_wait(&name, &server, asked + stop_timeout)
-                    .await;
-                match result {
-                    Ok(()) => run.record().success("stop", Some(asked.elapsed())),
-                    Err(e) => run.failed("stop", stop_reason(&e), &name, &e),
-                }
-                bar.inc(1);
+    run.client
+        .stop_all(servers, concurrency, stop_timeout, |name, result| {
+            match result {
+                Ok(took) => run.record().success("stop", Some(took)),
+                Err(e) => run.failed("stop", stop_reason(&e), name, &e),
             }
+            bar.inc(1);
         })
         .await;
     bar.finish_and_clear();
@@ -383,7 +374,7 @@ fn stop_reason(e: &StopWaitError) -> &'static str {
     }
 }
 
-/// Deletes each user, `concurrency` at a time, waiting out a server still stopping.
+/// Deletes each user, `concurrency` at a time, with a progress bar.
 pub async fn delete_users(
     run: &Run,
     users: Vec<OurName>,
@@ -394,20 +385,13 @@ pub async fn delete_users(
         return;
     }
     let bar = progress_bar(users.len() as u64, "delete");
-    futures::stream::iter(users)
-        .for_each_concurrent(concurrency.max(1), |name| {
-            let bar = bar.clone();
-            async move {
-                match run
-                    .client
-                    .delete_user_when_stopped(&name, stop_timeout)
-                    .await
-                {
-                    Ok(_) => run.record().success("delete_user", None),
-                    Err(e) => run.failed("delete_user", e.reason().as_str(), &name, &e),
-                }
-                bar.inc(1);
+    run.client
+        .delete_all(users, concurrency, stop_timeout, |name, result| {
+            match result {
+                Ok(_) => run.record().success("delete_user", None),
+                Err(e) => run.failed("delete_user", e.reason().as_str(), name, &e),
             }
+            bar.inc(1);
         })
         .await;
     bar.finish_and_clear();

@@ -9,10 +9,11 @@ pub mod record;
 pub mod schedule;
 pub mod settings;
 
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use futures::StreamExt;
+use crate::names::OurName;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -249,43 +250,36 @@ async fn on_exit(client: &HubClient, settings: &SoakSettings) -> Result<(), Exit
         .iter()
         .flat_map(|(name, user)| user.servers.keys().map(move |s| (name.clone(), s.clone())))
         .collect();
-    let stop_deadline = Instant::now() + settings.grace;
-    let stops = count_failures(servers, |(name, server)| async move {
-        client
-            .stop_and_wait(&name, &server, stop_deadline)
-            .await
-            .is_ok()
-    })
-    .await;
-    tracing::info!(servers_failed = stops, "our servers stopped");
-    let mut deletes = 0;
-    if settings.on_exit == OnExit::Purge {
-        let stop_wait = settings.population.stop_timeout;
-        deletes = count_failures(ours, |(name, _)| async move {
-            client
-                .delete_user_when_stopped(&name, stop_wait)
-                .await
-                .is_ok()
+    let failed = |what: &str, name: &OurName, e: &dyn std::fmt::Display| {
+        tracing::warn!(user = %name, error = %e, "{what} failed at shutdown");
+        1
+    };
+    let stops = AtomicUsize::new(0);
+    client
+        .stop_all(servers, EXIT_CONCURRENCY, settings.grace, |name, result| {
+            if let Err(e) = result {
+                stops.fetch_add(failed("stopping a server", name, &e), Relaxed);
+            }
         })
         .await;
-        tracing::info!(users_failed = deletes, "our users deleted");
+    let stops = stops.into_inner();
+    tracing::info!(servers_failed = stops, "our servers stopped");
+    let deletes = AtomicUsize::new(0);
+    if settings.on_exit == OnExit::Purge {
+        let users = ours.into_iter().map(|(name, _)| name).collect();
+        let stop_wait = settings.population.stop_timeout;
+        client
+            .delete_all(users, EXIT_CONCURRENCY, stop_wait, |name, result| {
+                if let Err(e) = result {
+                    deletes.fetch_add(failed("deleting a user", name, &e), Relaxed);
+                }
+            })
+            .await;
+        tracing::info!(users_failed = deletes.load(Relaxed), "our users deleted");
     }
+    let deletes = deletes.into_inner();
     if stops + deletes > 0 {
         return Err(ExitError::Incomplete { stops, deletes });
     }
     Ok(())
-}
-
-/// Runs `job` on every item, `EXIT_CONCURRENCY` at a time; how many returned false.
-async fn count_failures<T, F, Fut>(items: Vec<T>, job: F) -> usize
-where
-    F: Fn(T) -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    futures::stream::iter(items)
-        .map(job)
-        .buffer_unordered(EXIT_CONCURRENCY)
-        .filter(|ok| futures::future::ready(!*ok))
-        .count()
-        .await
 }

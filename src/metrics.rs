@@ -1,7 +1,10 @@
-//! The metric catalog of ../shared/DESIGN.md, in one place. Dashboards and alerts are
-//! written against these names. No label ever holds a user or server name: every label
-//! value comes from a small fixed set and is created at start, so each series exists
-//! before its first event.
+//! The metric catalog of ../shared/DESIGN.md, in one place, and how each event is
+//! recorded into it. Dashboards and alerts are written against these names. No label
+//! ever holds a user or server name: every label value is one of an enum's (`Status`,
+//! `ServerState`, `Probe`, `Action`, and the hub's `Operation`, `FailureReason`,
+//! `ProblemKind`, the journey's `Step`), each series is created at start so it exists
+//! before its first event, and callers record through one method per event
+//! (`spawn_finished`, `ping_ok`, `journey_step_failed`, …), never by label strings.
 
 use std::time::Duration;
 
@@ -11,6 +14,7 @@ use prometheus::{
 };
 
 use crate::hub::{FailureReason, Observer, Operation, ProblemKind, SPAWN_BUCKETS};
+use crate::journey::Step;
 
 const STOP_BUCKETS: [f64; 9] = [0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0];
 const REQUEST_BUCKETS: [f64; 6] = [0.025, 0.1, 0.25, 0.5, 1.0, 5.0];
@@ -31,46 +35,62 @@ pub const OPERATIONS: [Operation; 8] = [
     Operation::Progress,
 ];
 
-/// `hubsoak_servers{state}`.
-pub const SERVER_STATES: [&str; 4] = ["starting", "running", "stopping", "failed"];
-/// `status` of the spawn and stop histograms.
-pub const OUTCOMES: [&str; 3] = ["success", "failure", "timeout"];
-/// `target` of the ping histogram.
-pub const PING_TARGETS: [&str; 3] = ["health", "api", "user"];
-/// `step` of the journey metrics.
-pub const JOURNEY_STEPS: [&str; 6] = [
-    "login",
-    "spawn",
-    "kernel_start",
-    "execute",
-    "kernel_stop",
-    "stop",
-];
-/// `action` of the schedule metrics.
-pub const ACTIONS: [&str; 4] = ["spawn", "stop", "activity", "ping"];
+/// A label's values: an enum whose every value is pre-created.
+macro_rules! label_enum {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+    };
+}
+
+label_enum!(
+    /// `state` of `hubsoak_servers`.
+    ServerState { Starting => "starting", Running => "running", Stopping => "stopping", Failed => "failed" }
+);
+label_enum!(
+    /// `status` of the spawn and stop histograms.
+    Status { Success => "success", Failure => "failure", Timeout => "timeout" }
+);
+label_enum!(
+    /// `target` of the ping metrics: what was probed.
+    Probe { Health => "health", Api => "api", User => "user" }
+);
+label_enum!(
+    /// `action` of the schedule metrics.
+    Action { Spawn => "spawn", Stop => "stop", Activity => "activity", Ping => "ping" }
+);
 
 /// Every series hubsoak exports.
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
-    pub hub_info: IntGaugeVec,
-    pub hub_up: IntGauge,
-    pub population_target: IntGauge,
-    pub servers: IntGaugeVec,
-    pub spawn_duration: HistogramVec,
-    pub stop_duration: HistogramVec,
-    pub requests: IntCounterVec,
-    pub request_failures: IntCounterVec,
-    pub request_duration: HistogramVec,
-    pub retries: IntCounterVec,
-    pub ping_duration: HistogramVec,
-    pub ping_failures: IntCounterVec,
-    pub journey_step_duration: HistogramVec,
-    pub journey_failures: IntCounterVec,
-    pub schedule_lag: HistogramVec,
-    pub actions_dropped: IntCounterVec,
+    hub_info: IntGaugeVec,
+    hub_up: IntGauge,
+    population_target: IntGauge,
+    servers: IntGaugeVec,
+    spawn_duration: HistogramVec,
+    stop_duration: HistogramVec,
+    requests: IntCounterVec,
+    request_failures: IntCounterVec,
+    request_duration: HistogramVec,
+    retries: IntCounterVec,
+    ping_duration: HistogramVec,
+    ping_failures: IntCounterVec,
+    journey_step_duration: HistogramVec,
+    journey_failures: IntCounterVec,
+    schedule_lag: HistogramVec,
+    actions_dropped: IntCounterVec,
     /// hubsoak's own faults (it cannot work), apart from the hub's.
-    pub problem: IntGaugeVec,
+    problem: IntGaugeVec,
     hub_version: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
@@ -202,12 +222,12 @@ impl Metrics {
             hub_version: Default::default(),
             registry,
         };
-        for s in SERVER_STATES {
-            m.servers.with_label_values(&[s]);
+        for s in ServerState::ALL {
+            m.servers.with_label_values(&[s.as_str()]);
         }
-        for s in OUTCOMES {
-            m.spawn_duration.with_label_values(&[s]);
-            m.stop_duration.with_label_values(&[s]);
+        for s in Status::ALL {
+            m.spawn_duration.with_label_values(&[s.as_str()]);
+            m.stop_duration.with_label_values(&[s.as_str()]);
         }
         for op in OPERATIONS {
             let op = op.as_str();
@@ -218,13 +238,13 @@ impl Metrics {
                 m.request_failures.with_label_values(&[op, r.as_str()]);
             }
         }
-        for t in PING_TARGETS {
-            m.ping_duration.with_label_values(&[t]);
-            m.ping_failures.with_label_values(&[t]);
+        for p in Probe::ALL {
+            m.ping_duration.with_label_values(&[p.as_str()]);
+            m.ping_failures.with_label_values(&[p.as_str()]);
         }
-        for a in ACTIONS {
-            m.schedule_lag.with_label_values(&[a]);
-            m.actions_dropped.with_label_values(&[a]);
+        for a in Action::ALL {
+            m.schedule_lag.with_label_values(&[a.as_str()]);
+            m.actions_dropped.with_label_values(&[a.as_str()]);
         }
         for p in ProblemKind::ALL {
             m.problem.with_label_values(&[p.as_str()]);
@@ -248,9 +268,9 @@ impl Metrics {
             Box::new(m.problem.clone()),
         ];
         if journeys {
-            for s in JOURNEY_STEPS {
-                m.journey_step_duration.with_label_values(&[s]);
-                m.journey_failures.with_label_values(&[s]);
+            for s in Step::ALL {
+                m.journey_step_duration.with_label_values(&[s.as_str()]);
+                m.journey_failures.with_label_values(&[s.as_str()]);
             }
             collectors.push(Box::new(m.journey_step_duration.clone()));
             collectors.push(Box::new(m.journey_failures.clone()));
@@ -303,14 +323,90 @@ impl Metrics {
         }
     }
 
-    pub fn lag(&self, action: &str, lag: Duration) {
+    /// How late `action` started after its planned time.
+    pub fn lag(&self, action: Action, lag: Duration) {
         self.schedule_lag
-            .with_label_values(&[action])
+            .with_label_values(&[action.as_str()])
             .observe(lag.as_secs_f64());
     }
 
-    pub fn dropped(&self, action: &str) {
-        self.actions_dropped.with_label_values(&[action]).inc();
+    /// `action` could not run in its slot.
+    pub fn dropped(&self, action: Action) {
+        self.actions_dropped
+            .with_label_values(&[action.as_str()])
+            .inc();
+    }
+
+    /// A spawn ended, `took` from its planned time.
+    pub fn spawn_finished(&self, status: Status, took: Duration) {
+        self.spawn_duration
+            .with_label_values(&[status.as_str()])
+            .observe(took.as_secs_f64());
+    }
+
+    /// A stop ended, `took` from its planned time.
+    pub fn stop_finished(&self, status: Status, took: Duration) {
+        self.stop_duration
+            .with_label_values(&[status.as_str()])
+            .observe(took.as_secs_f64());
+    }
+
+    /// A server moved between states (`None`: not counted, e.g. no server).
+    pub fn server_moved(&self, from: Option<ServerState>, to: Option<ServerState>) {
+        if from == to {
+            return;
+        }
+        if let Some(s) = from {
+            self.servers.with_label_values(&[s.as_str()]).dec();
+        }
+        if let Some(s) = to {
+            self.servers.with_label_values(&[s.as_str()]).inc();
+        }
+    }
+
+    /// Counts servers afresh (a new run of the population).
+    pub fn servers_reset(&self) {
+        for s in ServerState::ALL {
+            self.servers.with_label_values(&[s.as_str()]).set(0);
+        }
+    }
+
+    /// The servers the soak keeps running now.
+    pub fn population_target(&self, target: usize) {
+        self.population_target.set(target as i64);
+    }
+
+    /// Whether the hub answered its health check; the value before.
+    pub fn hub_up(&self, up: bool) -> bool {
+        let was = self.hub_up.get() == 1;
+        self.hub_up.set(i64::from(up));
+        was
+    }
+
+    /// A probe answered, `took` from its planned time.
+    pub fn ping_ok(&self, probe: Probe, took: Duration) {
+        self.ping_duration
+            .with_label_values(&[probe.as_str()])
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn ping_failed(&self, probe: Probe) {
+        self.ping_failures
+            .with_label_values(&[probe.as_str()])
+            .inc();
+    }
+
+    /// A journey step succeeded in `took`.
+    pub fn journey_step_ok(&self, step: Step, took: Duration) {
+        self.journey_step_duration
+            .with_label_values(&[step.as_str()])
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn journey_step_failed(&self, step: Step) {
+        self.journey_failures
+            .with_label_values(&[step.as_str()])
+            .inc();
     }
 }
 

@@ -26,7 +26,7 @@ use tokio_util::time::DelayQueue;
 
 use crate::hub::{HubClient, SpawnWaitError, StopWaitError, User};
 use crate::journey::{run_kernel_session, JourneyError, Journeys, SessionEnd, Step, StepSink};
-use crate::metrics::{Metrics, SERVER_STATES};
+use crate::metrics::{Action, Metrics, ServerState};
 use crate::names::OurName;
 use crate::soak::record::{Census, Ended, SoakRecord};
 use crate::soak::schedule::{peak, target_at, Planner};
@@ -44,13 +44,13 @@ enum State {
 }
 
 impl State {
-    fn gauge(self) -> Option<&'static str> {
+    fn gauge(self) -> Option<ServerState> {
         match self {
             State::Absent => None,
-            State::Starting => Some("starting"),
-            State::Running => Some("running"),
-            State::Stopping => Some("stopping"),
-            State::Failed => Some("failed"),
+            State::Starting => Some(ServerState::Starting),
+            State::Running => Some(ServerState::Running),
+            State::Stopping => Some(ServerState::Stopping),
+            State::Failed => Some(ServerState::Failed),
         }
     }
 }
@@ -145,9 +145,7 @@ impl Population {
     ) -> Self {
         let metrics = record.metrics().clone();
         // A new run counts its slots afresh (a paused run left its counts behind).
-        for state in SERVER_STATES {
-            metrics.servers.with_label_values(&[state]).set(0);
-        }
+        metrics.servers_reset();
         let p = &settings.population;
         // With stages, every slot the peak needs exists from the start; the target
         // decides which are active.
@@ -172,7 +170,7 @@ impl Population {
         let (done_tx, done_rx) = mpsc::unbounded_channel();
         let user_options =
             (!p.user_options.is_empty()).then(|| Arc::new(Value::Object(p.user_options.clone())));
-        metrics.population_target.set(initial as i64);
+        metrics.population_target(initial);
         Population {
             planner: Planner::new(p.arrivals, p.spawn_rate, p.batch_size),
             started: Instant::now(),
@@ -374,12 +372,7 @@ impl Population {
         let old = slot.state;
         slot.state = state;
         slot.epoch += 1;
-        if let Some(g) = old.gauge() {
-            self.metrics.servers.with_label_values(&[g]).dec();
-        }
-        if let Some(g) = state.gauge() {
-            self.metrics.servers.with_label_values(&[g]).inc();
-        }
+        self.metrics.server_moved(old.gauge(), state.gauge());
         let mut probe = self.probe_user.lock().unwrap_or_else(|e| e.into_inner());
         if state == State::Running && probe.is_none() {
             *probe = Some(slot.name.as_str().to_string());
@@ -415,7 +408,7 @@ impl Population {
         if target == current {
             return;
         }
-        self.metrics.population_target.set(target as i64);
+        self.metrics.population_target(target);
         tracing::debug!(from = current, to = target, "population target");
         for i in 0..self.slots.len() {
             let wanted = i < target;
@@ -585,10 +578,10 @@ impl Population {
         let lag = planned.elapsed();
         // The previous report is still out, or this one missed its whole slot.
         if self.slots[i].activity_busy || lag > interval {
-            self.record.dropped("activity");
+            self.record.dropped(Action::Activity);
             return;
         }
-        self.record.lag("activity", lag);
+        self.record.lag(Action::Activity, lag);
         self.slots[i].activity_busy = true;
         let (client, tx, name, server) = self.task_parts(i);
         let record = self.record.clone();
@@ -608,7 +601,7 @@ impl Population {
     fn launch_spawn(&mut self, i: usize, planned: Instant) {
         self.set(i, State::Starting);
         self.spawns_in_flight += 1;
-        self.record.lag("spawn", planned.elapsed());
+        self.record.lag(Action::Spawn, planned.elapsed());
         let (client, tx, name, server) = self.task_parts(i);
         let exists = self.slots[i].exists;
         let options = self.user_options.clone();
@@ -640,7 +633,7 @@ impl Population {
 
     fn launch_stop(&mut self, i: usize, planned: Instant) {
         self.set(i, State::Stopping);
-        self.record.lag("stop", planned.elapsed());
+        self.record.lag(Action::Stop, planned.elapsed());
         let (client, tx, name, server) = self.task_parts(i);
         let record = self.record.clone();
         let stop_timeout = self.settings.population.stop_timeout;

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::HubClient;
+use crate::metrics::{Action, Probe};
 use crate::soak::record::SoakRecord;
 
 pub async fn run(
@@ -29,10 +30,10 @@ pub async fn run(
         let this = planned;
         planned += interval;
         if in_flight.as_ref().is_some_and(|h| !h.is_finished()) {
-            record.dropped("ping");
+            record.dropped(Action::Ping);
             continue;
         }
-        record.lag("ping", this.elapsed());
+        record.lag(Action::Ping, this.elapsed());
         let user = probe_user.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let (client, record) = (client.clone(), record.clone());
         in_flight = Some(tokio::spawn(async move {
@@ -53,16 +54,15 @@ async fn health(client: &HubClient, record: &SoakRecord, planned: Instant) {
     let result = client.health().await;
     let metrics = record.metrics();
     let up = result.is_ok();
-    if metrics.hub_up.get() != i64::from(up) {
+    if metrics.hub_up(up) != up {
         match &result {
             Ok(()) => tracing::info!("the hub answers its health check"),
             Err(e) => tracing::warn!(error = %e, "the hub does not answer its health check"),
         }
     }
-    metrics.hub_up.set(i64::from(up));
     match result {
-        Ok(()) => record.ping("health", Ok(planned.elapsed())),
-        Err(e) => record.ping("health", Err((e.reason().as_str(), &e))),
+        Ok(()) => record.ping(Probe::Health, Ok(planned.elapsed())),
+        Err(e) => record.ping(Probe::Health, Err((e.reason().as_str(), &e))),
     }
 }
 
@@ -70,9 +70,9 @@ async fn version(client: &HubClient, record: &SoakRecord, planned: Instant) {
     match client.probe_version().await {
         Ok(v) => {
             record.metrics().set_hub_version(&v.version);
-            record.ping("api", Ok(planned.elapsed()));
+            record.ping(Probe::Api, Ok(planned.elapsed()));
         }
-        Err(e) => record.ping("api", Err((e.reason().as_str(), &e))),
+        Err(e) => record.ping(Probe::Api, Err((e.reason().as_str(), &e))),
     }
 }
 
@@ -86,8 +86,11 @@ async fn user_ping(
         return;
     };
     match client.probe_user(&name).await {
-        Ok(Some(_)) => record.ping("user", Ok(planned.elapsed())),
-        Ok(None) => record.ping("user", Err(("not_found", &format_args!("{name} is gone")))),
-        Err(e) => record.ping("user", Err((e.reason().as_str(), &e))),
+        Ok(Some(_)) => record.ping(Probe::User, Ok(planned.elapsed())),
+        Ok(None) => record.ping(
+            Probe::User,
+            Err(("not_found", &format_args!("{name} is gone"))),
+        ),
+        Err(e) => record.ping(Probe::User, Err((e.reason().as_str(), &e))),
     }
 }

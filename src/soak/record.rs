@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::hub::RequestTally;
 use crate::journey::{JourneyError, Step, StepSink};
-use crate::metrics::Metrics;
+use crate::metrics::{Action, Metrics, Probe, Status};
 use crate::report::{fmt_secs, Latency, Recorder, ReportMeta, RunReport};
 use crate::voice::FailureLog;
 
@@ -23,11 +23,11 @@ pub enum Ended {
 }
 
 impl Ended {
-    fn status(self) -> &'static str {
+    fn status(self) -> Status {
         match self {
-            Ended::Success => "success",
-            Ended::Timeout => "timeout",
-            Ended::Failure(_) => "failure",
+            Ended::Success => Status::Success,
+            Ended::Timeout => Status::Timeout,
+            Ended::Failure(_) => Status::Failure,
         }
     }
 
@@ -139,13 +139,10 @@ impl SoakRecord {
         user: &dyn Display,
         detail: &dyn Display,
     ) {
-        let histogram = match step {
-            Step::Spawn => &self.metrics.spawn_duration,
-            _ => &self.metrics.stop_duration,
-        };
-        histogram
-            .with_label_values(&[ended.status()])
-            .observe(took.as_secs_f64());
+        match step {
+            Step::Spawn => self.metrics.spawn_finished(ended.status(), took),
+            _ => self.metrics.stop_finished(ended.status(), took),
+        }
         if self.journeys {
             self.journey_metric(step, took, ended == Ended::Success);
         }
@@ -174,29 +171,20 @@ impl SoakRecord {
         }
     }
 
-    /// A probe of `target` (health, api, user), timed from its planned time.
-    pub fn ping(
-        &self,
-        target: &'static str,
-        result: Result<Duration, (&'static str, &dyn Display)>,
-    ) {
+    /// A probe (health, api, user), timed from its planned time.
+    pub fn ping(&self, probe: Probe, result: Result<Duration, (&'static str, &dyn Display)>) {
+        let target = probe.as_str();
         match result {
             Ok(took) => {
-                self.metrics
-                    .ping_duration
-                    .with_label_values(&[target])
-                    .observe(took.as_secs_f64());
+                self.metrics.ping_ok(probe, took);
                 // The user ping is what activity-stress-test's ping is: comparable.
-                if target == "user" {
+                if probe == Probe::User {
                     lock(&self.run).success("ping", Some(took));
                 }
             }
             Err((reason, detail)) => {
-                self.metrics
-                    .ping_failures
-                    .with_label_values(&[target])
-                    .inc();
-                if target == "user" {
+                self.metrics.ping_failed(probe);
+                if probe == Probe::User {
                     self.failure("ping", reason, &target, detail);
                 } else {
                     self.voice.failed("ping", reason, &target, detail);
@@ -205,28 +193,22 @@ impl SoakRecord {
         }
     }
 
-    pub fn lag(&self, action: &str, lag: Duration) {
+    pub fn lag(&self, action: Action, lag: Duration) {
         self.metrics.lag(action, lag);
         let mut i = lock(&self.interval);
         i.lag_max = i.lag_max.max(lag);
     }
 
-    pub fn dropped(&self, action: &str) {
+    pub fn dropped(&self, action: Action) {
         self.metrics.dropped(action);
         lock(&self.interval).dropped += 1;
     }
 
     fn journey_metric(&self, step: Step, took: Duration, ok: bool) {
         if ok {
-            self.metrics
-                .journey_step_duration
-                .with_label_values(&[step.as_str()])
-                .observe(took.as_secs_f64());
+            self.metrics.journey_step_ok(step, took);
         } else {
-            self.metrics
-                .journey_failures
-                .with_label_values(&[step.as_str()])
-                .inc();
+            self.metrics.journey_step_failed(step);
         }
     }
 

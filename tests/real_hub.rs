@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::contract::Contract;
 use common::realhub::{soak_on, HubOptions, RealHub, Spawner};
-use common::soak::{start_soak, until};
+use common::soak::{start_soak, until, RUNNING};
 use common::*;
 
 on_both_hubs!(
@@ -154,10 +154,7 @@ async fn soak_follows_its_stages(major: u8) {
         ],
     )
     .await;
-    until(&p, Duration::from_secs(30), "4 running", |m| {
-        m.get(RUNNING) == 4.0
-    })
-    .await;
+    p.until_running(4, Duration::from_secs(30)).await;
     let running = |users: Vec<(String, bool)>| {
         users
             .into_iter()
@@ -274,8 +271,6 @@ async fn purge_250(major: u8) {
     others.assert_untouched(&hub).await;
 }
 
-const RUNNING: &str = "hubsoak_servers{state=\"running\"}";
-
 async fn soak_two_minutes(major: u8) {
     let hub = RealHub::start(HubOptions::cheap(major)).await;
     let others = hub.seed_others("soak").await;
@@ -290,10 +285,7 @@ async fn soak_two_minutes(major: u8) {
         ],
     )
     .await;
-    until(&p, Duration::from_secs(60), "20 running", |m| {
-        m.get(RUNNING) == 20.0
-    })
-    .await;
+    p.until_running(20, Duration::from_secs(60)).await;
     tokio::time::sleep(Duration::from_secs(110).saturating_sub(started.elapsed())).await;
     // Reconcile at a moment when nothing is in flight.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -358,10 +350,8 @@ async fn soak_survives_a_killed_hub(major: u8) {
     })
     .await;
     hub.kill().await;
-    until(&p, Duration::from_secs(20), "hub_up 0", |m| {
-        m.get("hubsoak_hub_up") == 0.0
-    })
-    .await;
+    p.until_value("hubsoak_hub_up", 0.0, Duration::from_secs(20))
+        .await;
     assert_eq!(p.get("/livez").await.0, 200, "alive while the hub is dead");
     tokio::time::sleep(Duration::from_secs(3)).await;
     hub.restart().await;

@@ -6,11 +6,9 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::soak::{start_soak, until, SoakProcess};
+use common::soak::{start_soak, until, SoakProcess, RUNNING};
 use common::*;
 use hubsoak::mockhub::{MockHub, MockServer};
-
-const RUNNING: &str = "hubsoak_servers{state=\"running\"}";
 
 async fn replica(server: &MockServer, shard: &str) -> SoakProcess {
     let url = server.api_url();

@@ -5,11 +5,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::soak::{start_soak, until, Metrics, SoakProcess};
+use common::soak::{start_soak, until, Metrics, SoakProcess, RUNNING};
 use common::*;
 use hubsoak::mockhub::{MockConfig, MockHub, MockServer, Phase};
-
-const RUNNING: &str = "hubsoak_servers{state=\"running\"}";
 
 /// A soak environment: fast timings, prefix `soak`, plus `extra` (which wins).
 fn env(server: &MockServer, extra: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -69,10 +67,7 @@ async fn converges_churns_at_the_configured_rate_and_matches_the_hubs_counts() {
         ],
     )
     .await;
-    until(&p, Duration::from_secs(10), "6 running", |m| {
-        m.get(RUNNING) == 6.0
-    })
-    .await;
+    p.until_running(6, Duration::from_secs(10)).await;
 
     // Churn: each slot cycles through a session (1.5 s on average), a spawn and a stop.
     let stops = |m: &Metrics| m.get("hubsoak_stop_duration_seconds_count{status=\"success\"}");
@@ -125,10 +120,7 @@ async fn converges_churns_at_the_configured_rate_and_matches_the_hubs_counts() {
 async fn a_restarted_soak_adopts_its_users_without_duplicates_or_orphans() {
     let (hub, server) = start_mock(fast()).await;
     let mut a = soak(&server, &[("HUBSOAK__POPULATION__TARGET", "5")]).await;
-    until(&a, Duration::from_secs(10), "5 running", |m| {
-        m.get(RUNNING) == 5.0
-    })
-    .await;
+    a.until_running(5, Duration::from_secs(10)).await;
     a.signal("TERM");
     assert_eq!(a.exit_within(Duration::from_secs(10)).await, Some(0));
     assert_eq!(hub.stats().spawns_started, 5);
@@ -136,10 +128,7 @@ async fn a_restarted_soak_adopts_its_users_without_duplicates_or_orphans() {
 
     // Same target: all five adopted as running, nothing spawned, nothing created.
     let mut b = soak(&server, &[("HUBSOAK__POPULATION__TARGET", "5")]).await;
-    until(&b, Duration::from_secs(10), "5 adopted", |m| {
-        m.get(RUNNING) == 5.0
-    })
-    .await;
+    b.until_running(5, Duration::from_secs(10)).await;
     assert!(
         b.log_contains("\"adopted\":5"),
         "{:?}",
@@ -152,10 +141,7 @@ async fn a_restarted_soak_adopts_its_users_without_duplicates_or_orphans() {
 
     // A smaller target: the surplus users are stopped and deleted, none orphaned.
     let mut c = soak(&server, &[("HUBSOAK__POPULATION__TARGET", "3")]).await;
-    until(&c, Duration::from_secs(10), "3 running", |m| {
-        m.get(RUNNING) == 3.0
-    })
-    .await;
+    c.until_running(3, Duration::from_secs(10)).await;
     assert!(
         wait_for(Duration::from_secs(10), || ours(&hub).len() == 3).await,
         "{:?}",
@@ -189,10 +175,8 @@ async fn rides_through_a_hub_outage_and_recovers() {
 
     server.stop().await;
     let down = Instant::now();
-    until(&p, Duration::from_secs(5), "hub_up 0", |m| {
-        m.get("hubsoak_hub_up") == 0.0
-    })
-    .await;
+    p.until_value("hubsoak_hub_up", 0.0, Duration::from_secs(5))
+        .await;
     assert_eq!(
         p.get("/livez").await.0,
         200,
@@ -253,10 +237,7 @@ async fn shutdown_with(policy: &str) -> MockHub {
         ],
     )
     .await;
-    until(&p, Duration::from_secs(10), "4 running", |m| {
-        m.get(RUNNING) == 4.0
-    })
-    .await;
+    p.until_running(4, Duration::from_secs(10)).await;
     let signalled = Instant::now();
     p.signal("TERM");
     assert_eq!(
@@ -326,10 +307,7 @@ async fn a_second_signal_exits_at_once() {
         ],
     )
     .await;
-    until(&p, Duration::from_secs(10), "2 running", |m| {
-        m.get(RUNNING) == 2.0
-    })
-    .await;
+    p.until_running(2, Duration::from_secs(10)).await;
     p.signal("TERM");
     assert!(wait_for(Duration::from_secs(5), || p.log_contains("shutting down")).await);
     assert_eq!(
@@ -419,10 +397,7 @@ async fn metrics_are_valid_complete_from_the_first_scrape_and_name_no_user() {
     let (ok, why) = promtool(&first);
     assert!(ok, "promtool check metrics: {why}");
 
-    let m = until(&p, Duration::from_secs(10), "3 running", |m| {
-        m.get(RUNNING) == 3.0
-    })
-    .await;
+    let m = p.until_running(3, Duration::from_secs(10)).await;
     let (ok, why) = promtool(&m.text);
     assert!(ok, "promtool check metrics: {why}");
     let users = hub.user_names();
@@ -613,10 +588,7 @@ async fn the_soak_runs_the_named_server_with_its_user_options() {
         ],
     )
     .await;
-    until(&p, Duration::from_secs(20), "3 running", |m| {
-        m.get(RUNNING) == 3.0
-    })
-    .await;
+    p.until_running(3, Duration::from_secs(20)).await;
     let names: Vec<String> = (1..=3).map(|i| format!("soak-{i}")).collect();
     assert_named_servers(
         &hub,

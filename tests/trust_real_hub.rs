@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::realhub::{soak_on, HubOptions, RealHub};
-use common::soak::{until, write_token};
+use common::soak::{until, write_token, RUNNING};
 use common::*;
 
 on_both_hubs!(
@@ -16,8 +16,6 @@ on_both_hubs!(
     token_without_admin_groups,
     two_soaks_on_one_prefix,
 );
-
-const RUNNING: &str = "hubsoak_servers{state=\"running\"}";
 
 async fn rejected_token_then_rotated(major: u8) {
     let hub = RealHub::start(HubOptions::cheap(major)).await;
@@ -43,10 +41,8 @@ async fn rejected_token_then_rotated(major: u8) {
     let (status, body) = p.get("/readyz").await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("token_rejected"), "{body}");
-    until(&p, Duration::from_secs(5), "the hub itself is up", |m| {
-        m.get("hubsoak_hub_up") == 1.0
-    })
-    .await;
+    p.until_value("hubsoak_hub_up", 1.0, Duration::from_secs(5))
+        .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(hub.truth().await.0, spawns0, "no spawn attempted");
     assert!(hub.ours("trust").await.is_empty(), "no user created");
@@ -124,10 +120,7 @@ async fn two_soaks_on_one_prefix(major: u8) {
         ("HUBSOAK__SHUTDOWN__ON_EXIT", "leave"),
     ];
     let mut first = soak_on(&hub, &churn).await;
-    until(&first, Duration::from_secs(60), "5 running", |m| {
-        m.get(RUNNING) == 5.0
-    })
-    .await;
+    first.until_running(5, Duration::from_secs(60)).await;
     let mut purge_at_end = churn.to_vec();
     purge_at_end.push(("HUBSOAK__SHUTDOWN__ON_EXIT", "purge"));
     let mut second = soak_on(&hub, &purge_at_end).await;

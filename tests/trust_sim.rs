@@ -7,11 +7,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::soak::{start_soak, until, write_token, SoakProcess};
+use common::soak::{start_soak, until, write_token, SoakProcess, RUNNING};
 use common::*;
 use hubsoak::mockhub::{MockConfig, MockHub, MockServer};
 
-const RUNNING: &str = "hubsoak_servers{state=\"running\"}";
 const PROBLEM_TOKEN: &str = "hubsoak_problem{problem=\"token_rejected\"}";
 const PROBLEM_SCOPE: &str = "hubsoak_problem{problem=\"missing_scope\"}";
 const PROBLEM_HELD: &str = "hubsoak_problem{problem=\"prefix_held\"}";
@@ -73,19 +72,16 @@ async fn a_rejected_token_is_hubsoaks_problem_until_the_token_file_is_rewritten(
     write_token(&file, wrong);
     let mut p = soak_with_file(&server, file.to_str().unwrap(), &[]).await;
 
-    let m = until(&p, Duration::from_secs(10), "token_rejected", |m| {
-        m.get(PROBLEM_TOKEN) == 1.0
-    })
-    .await;
+    let m = p
+        .until_value(PROBLEM_TOKEN, 1.0, Duration::from_secs(10))
+        .await;
     let (status, body) = p.get("/readyz").await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("token_rejected"), "{body}");
     assert_eq!(p.get("/livez").await.0, 200);
     // The hub answers: the hub is fine, hubsoak is not.
-    until(&p, Duration::from_secs(5), "hub up", |m| {
-        m.get("hubsoak_hub_up") == 1.0
-    })
-    .await;
+    p.until_value("hubsoak_hub_up", 1.0, Duration::from_secs(5))
+        .await;
     assert_eq!(m.get(PROBLEM_SCOPE), 0.0);
     assert_eq!(m.get(PROBLEM_HELD), 0.0);
     // Held for a while: no spawn, no user, nothing changed; one ERROR line.
@@ -154,10 +150,8 @@ async fn a_token_without_a_scope_is_missing_scope_naming_it() {
     let file = dir.path().join("token");
     write_token(&file, NO_GROUPS);
     let mut p = soak_with_file(&server, file.to_str().unwrap(), &[]).await;
-    until(&p, Duration::from_secs(10), "missing_scope", |m| {
-        m.get(PROBLEM_SCOPE) == 1.0
-    })
-    .await;
+    p.until_value(PROBLEM_SCOPE, 1.0, Duration::from_secs(10))
+        .await;
     let (status, body) = p.get("/readyz").await;
     assert_eq!(status, 503);
     assert!(body.contains("admin:groups"), "{body}");
@@ -227,15 +221,11 @@ async fn two_soaks_on_one_prefix_never_fight() {
         ("HUBSOAK__POPULATION__SPAWN_TIMEOUT", "5s"),
     ];
     let mut first = soak_with_file(&server, path, &churn).await;
-    until(&first, Duration::from_secs(15), "5 running", |m| {
-        m.get(RUNNING) == 5.0
-    })
-    .await;
+    first.until_running(5, Duration::from_secs(15)).await;
     let mut second = soak_with_file(&server, path, &churn).await;
-    until(&second, Duration::from_secs(10), "prefix_held", |m| {
-        m.get(PROBLEM_HELD) == 1.0
-    })
-    .await;
+    second
+        .until_value(PROBLEM_HELD, 1.0, Duration::from_secs(10))
+        .await;
     let (status, body) = second.get("/readyz").await;
     assert_eq!(status, 503);
     assert!(
@@ -309,10 +299,9 @@ async fn a_one_shot_on_a_held_prefix_refuses_unless_forced() {
         ],
     )
     .await;
-    until(&holder, Duration::from_secs(10), "ready", |m| {
-        m.get(PROBLEM_HELD) == 0.0
-    })
-    .await;
+    holder
+        .until_value(PROBLEM_HELD, 0.0, Duration::from_secs(10))
+        .await;
     wait_for(Duration::from_secs(10), || hub.stats().spawns_started == 0).await;
     let created = hub.stats().users_created;
     for extra in [vec![], vec!["--dry-run"]] {
@@ -569,15 +558,11 @@ async fn a_killed_holders_lease_expires_and_is_taken_over() {
         ("HUBSOAK__POPULATION__TARGET", "2"),
     ];
     let mut first = soak_with_file(&server, file.to_str().unwrap(), &short).await;
-    until(&first, Duration::from_secs(15), "2 running", |m| {
-        m.get(RUNNING) == 2.0
-    })
-    .await;
+    first.until_running(2, Duration::from_secs(15)).await;
     let second = soak_with_file(&server, file.to_str().unwrap(), &short).await;
-    until(&second, Duration::from_secs(10), "prefix_held", |m| {
-        m.get(PROBLEM_HELD) == 1.0
-    })
-    .await;
+    second
+        .until_value(PROBLEM_HELD, 1.0, Duration::from_secs(10))
+        .await;
     // Killed: no release. The lease lapses after 5 s and the second takes over.
     first.child.kill().await.unwrap();
     until(&second, Duration::from_secs(20), "took over", |m| {

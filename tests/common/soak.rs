@@ -65,7 +65,26 @@ pub async fn start_soak(args: &[&str], env: &[(&str, &str)]) -> SoakProcess {
     }
 }
 
+/// The running-servers gauge.
+pub const RUNNING: &str = "hubsoak_servers{state=\"running\"}";
+
 impl SoakProcess {
+    /// Waits until `n` servers run, up to `limit`; returns the last scrape.
+    pub async fn until_running(&self, n: u32, limit: Duration) -> Metrics {
+        until(self, limit, &format!("{n} running"), |m| {
+            m.get(RUNNING) == f64::from(n)
+        })
+        .await
+    }
+
+    /// Waits until `series` reads `value`, up to `limit`; returns the last scrape.
+    pub async fn until_value(&self, series: &str, value: f64, limit: Duration) -> Metrics {
+        until(self, limit, &format!("{series} = {value}"), |m| {
+            m.get(series) == value
+        })
+        .await
+    }
+
     pub async fn get(&self, path: &str) -> (u16, String) {
         match reqwest::get(format!("http://{}{}", self.admin, path)).await {
             Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),

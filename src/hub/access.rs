@@ -8,7 +8,8 @@ use std::fmt;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 
-use super::client::{decode, status_error, HubClient};
+use super::client::{decode, HubClient};
+use super::error::status_error;
 use super::error::{HubError, Operation};
 use super::models::HubVersion;
 use super::retry::Idempotency;

@@ -1,5 +1,6 @@
 //! The JupyterHub REST client: one place that knows the API's paths, status codes,
-//! pagination, the progress event-stream, timeouts and the retry policy.
+//! pagination, timeouts and the retry policy (the progress stream is in progress.rs,
+//! how failures become `HubError`s in error.rs).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -7,20 +8,17 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
-use eventsource_stream::Eventsource;
-use futures::stream::BoxStream;
-use futures::StreamExt;
-use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, RETRY_AFTER};
+use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
 use url::Url;
 
-use super::error::{HubError, Operation};
-use super::models::{ApiError, HubVersion, ProgressEvent, User, UserPage};
+use super::error::{api_message, status_error, transport_error, HubError, Operation};
+use super::models::{HubVersion, User, UserPage};
 use super::observe::Observer;
 use super::retry::{Idempotency, RetryPolicy};
-use super::token::{cut, redact, AuthHeader, Token};
+use super::token::{AuthHeader, Token};
 use crate::names::{OurName, Prefix};
 
 const PAGINATION_ACCEPT: &str = "application/jupyterhub-pagination+json";
@@ -149,17 +147,17 @@ pub fn http_builder(
 
 #[derive(Clone)]
 pub struct HubClient {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(super) struct Inner {
     http: reqwest::Client,
     api: Url,
-    auth: AuthHeader,
+    pub(super) auth: AuthHeader,
     /// Bumped on every 401 or 403: the soak re-checks that it can still work.
     auth_refusals: tokio::sync::watch::Sender<u64>,
-    cfg: ClientConfig,
-    observer: Arc<dyn Observer>,
+    pub(super) cfg: ClientConfig,
+    pub(super) observer: Arc<dyn Observer>,
     permits: Semaphore,
 }
 
@@ -224,7 +222,7 @@ impl HubClient {
         url
     }
 
-    fn server_path(&self, name: &str, server_name: &str, tail: &[&str]) -> Url {
+    pub(super) fn server_path(&self, name: &str, server_name: &str, tail: &[&str]) -> Url {
         let mut segments = vec!["users", name];
         if server_name.is_empty() {
             segments.push("server");
@@ -556,94 +554,6 @@ impl HubClient {
         )
         .await
     }
-
-    /// Opens `GET /users/{name}/server/progress`. A 400 means the server is neither
-    /// starting nor just failed.
-    pub async fn open_progress(
-        &self,
-        name: &str,
-        server_name: &str,
-    ) -> Result<ProgressStream, HubError> {
-        let op = Operation::Progress;
-        let url = self.server_path(name, server_name, &["progress"]);
-        let timeout = self.inner.cfg.request_timeout;
-        let started = Instant::now();
-        let result = async {
-            let send = self
-                .request(Method::GET, url.clone())
-                .header(AUTHORIZATION, self.inner.auth.get())
-                .header(ACCEPT, "text/event-stream")
-                .send();
-            let response = tokio::time::timeout(timeout, send)
-                .await
-                .map_err(|_| HubError::Timeout { op, after: timeout })?
-                .map_err(|e| transport_error(op, &e, timeout))?;
-            if response.status() != StatusCode::OK {
-                let status = response.status();
-                let headers = response.headers().clone();
-                let body = tokio::time::timeout(timeout, response.bytes())
-                    .await
-                    .ok()
-                    .and_then(Result::ok)
-                    .unwrap_or_default();
-                return Err(status_error(op, status, &headers, &body));
-            }
-            Ok(ProgressStream {
-                events: response.bytes_stream().eventsource().boxed(),
-                idle_timeout: self.inner.cfg.progress_idle_timeout,
-            })
-        }
-        .await;
-        self.inner.observer.on_request(
-            op,
-            started.elapsed(),
-            result.as_ref().err().map(HubError::reason),
-        );
-        result
-    }
-}
-
-/// The events of a spawn's progress stream.
-pub struct ProgressStream {
-    events: BoxStream<
-        'static,
-        Result<eventsource_stream::Event, eventsource_stream::EventStreamError<reqwest::Error>>,
-    >,
-    idle_timeout: Duration,
-}
-
-impl ProgressStream {
-    /// The next event; `Ok(None)` when the hub closed the stream.
-    pub async fn next_event(&mut self) -> Result<Option<ProgressEvent>, HubError> {
-        let op = Operation::Progress;
-        loop {
-            let next = tokio::time::timeout(self.idle_timeout, self.events.next())
-                .await
-                .map_err(|_| HubError::Timeout {
-                    op,
-                    after: self.idle_timeout,
-                })?;
-            match next {
-                None => return Ok(None),
-                Some(Err(e)) => {
-                    return Err(HubError::Connection {
-                        op,
-                        detail: e.to_string(),
-                    })
-                }
-                // Keep-alives and comments carry no data.
-                Some(Ok(event)) if event.data.trim().is_empty() => continue,
-                Some(Ok(event)) => {
-                    return serde_json::from_str(&event.data).map(Some).map_err(|e| {
-                        HubError::InvalidResponse {
-                            op,
-                            detail: format!("progress event: {e}"),
-                        }
-                    })
-                }
-            }
-        }
-    }
 }
 
 struct Page {
@@ -676,94 +586,4 @@ pub(super) fn decode<T: DeserializeOwned>(op: Operation, body: &Bytes) -> Result
             e.to_string()
         },
     })
-}
-
-/// What to do about a connection that failed, when the cause is knowable.
-fn connection_hint(detail: &str, url: Option<&Url>) -> Option<String> {
-    let place = url
-        .map(|u| {
-            format!(
-                "{}:{}",
-                u.host_str().unwrap_or(""),
-                u.port_or_known_default().unwrap_or(0)
-            )
-        })
-        .unwrap_or_else(|| "that address".into());
-    if detail.contains("Connection refused") {
-        Some(format!(
-            "nothing listens at {place}: is the hub running, and is this its address?"
-        ))
-    } else if detail.contains("InvalidContentType")
-        || detail.contains("corrupt message")
-        || detail.contains("wrong version number")
-    {
-        Some(format!(
-            "a TLS handshake with a plain-http port: is the hub serving http? use http://{place}/…"
-        ))
-    } else if detail.contains("dns error") || detail.contains("failed to lookup address") {
-        Some(format!("the name in {place} does not resolve"))
-    } else {
-        None
-    }
-}
-
-fn api_message(body: &Bytes) -> String {
-    serde_json::from_slice::<ApiError>(body)
-        .ok()
-        .and_then(|e| e.message)
-        .unwrap_or_default()
-}
-
-/// An error for a status the call did not expect, with the hub's message and, on a
-/// 429, its `Retry-After`.
-pub(super) fn status_error(
-    op: Operation,
-    status: StatusCode,
-    headers: &HeaderMap,
-    body: &Bytes,
-) -> HubError {
-    if status.is_success() {
-        return HubError::InvalidResponse {
-            op,
-            detail: format!("unexpected status {status}"),
-        };
-    }
-    let mut message = api_message(body);
-    if message.is_empty() {
-        message = status.canonical_reason().unwrap_or("").to_string();
-    }
-    // Untrusted text: no secret in it, and short whatever the hub sends.
-    let message = cut(&redact(&message), 200).into_owned();
-    let retry_after = headers
-        .get(RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
-    HubError::Status {
-        op,
-        status: status.as_u16(),
-        message,
-        retry_after,
-    }
-}
-
-fn transport_error(op: Operation, err: &reqwest::Error, timeout: Duration) -> HubError {
-    if err.is_timeout() {
-        HubError::Timeout { op, after: timeout }
-    } else {
-        // Headers never appear in reqwest's message; a URL's query might: redact.
-        let mut detail = err.to_string();
-        let mut source = std::error::Error::source(err);
-        while let Some(s) = source {
-            detail.push_str(": ");
-            detail.push_str(&s.to_string());
-            source = s.source();
-        }
-        let mut detail = cut(&redact(&detail), 400).into_owned();
-        if let Some(hint) = connection_hint(&detail, err.url()) {
-            detail.push_str(" — ");
-            detail.push_str(&hint);
-        }
-        HubError::Connection { op, detail }
-    }
 }

@@ -1,8 +1,17 @@
-//! Everything that can go wrong talking to a hub, classified into the bounded
+//! Everything that can go wrong talking to a hub, and how a failed answer or connection
+//! becomes one (with the hub's message, redacted and cut, and a hint), classified into the bounded
 //! `reason` set of the metric catalog.
 
 use std::fmt;
 use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::StatusCode;
+use url::Url;
+
+use super::models::ApiError;
+use super::token::{cut, redact};
 
 /// A hub API call, as named in `hubsoak_requests_total{operation}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -146,5 +155,94 @@ impl HubError {
             HubError::Status { message, .. } => Some(message),
             _ => None,
         }
+    }
+}
+/// What to do about a connection that failed, when the cause is knowable.
+fn connection_hint(detail: &str, url: Option<&Url>) -> Option<String> {
+    let place = url
+        .map(|u| {
+            format!(
+                "{}:{}",
+                u.host_str().unwrap_or(""),
+                u.port_or_known_default().unwrap_or(0)
+            )
+        })
+        .unwrap_or_else(|| "that address".into());
+    if detail.contains("Connection refused") {
+        Some(format!(
+            "nothing listens at {place}: is the hub running, and is this its address?"
+        ))
+    } else if detail.contains("InvalidContentType")
+        || detail.contains("corrupt message")
+        || detail.contains("wrong version number")
+    {
+        Some(format!(
+            "a TLS handshake with a plain-http port: is the hub serving http? use http://{place}/…"
+        ))
+    } else if detail.contains("dns error") || detail.contains("failed to lookup address") {
+        Some(format!("the name in {place} does not resolve"))
+    } else {
+        None
+    }
+}
+
+pub(super) fn api_message(body: &Bytes) -> String {
+    serde_json::from_slice::<ApiError>(body)
+        .ok()
+        .and_then(|e| e.message)
+        .unwrap_or_default()
+}
+
+/// An error for a status the call did not expect, with the hub's message and, on a
+/// 429, its `Retry-After`.
+pub(super) fn status_error(
+    op: Operation,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> HubError {
+    if status.is_success() {
+        return HubError::InvalidResponse {
+            op,
+            detail: format!("unexpected status {status}"),
+        };
+    }
+    let mut message = api_message(body);
+    if message.is_empty() {
+        message = status.canonical_reason().unwrap_or("").to_string();
+    }
+    // Untrusted text: no secret in it, and short whatever the hub sends.
+    let message = cut(&redact(&message), 200).into_owned();
+    let retry_after = headers
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    HubError::Status {
+        op,
+        status: status.as_u16(),
+        message,
+        retry_after,
+    }
+}
+
+pub(super) fn transport_error(op: Operation, err: &reqwest::Error, timeout: Duration) -> HubError {
+    if err.is_timeout() {
+        HubError::Timeout { op, after: timeout }
+    } else {
+        // Headers never appear in reqwest's message; a URL's query might: redact.
+        let mut detail = err.to_string();
+        let mut source = std::error::Error::source(err);
+        while let Some(s) = source {
+            detail.push_str(": ");
+            detail.push_str(&s.to_string());
+            source = s.source();
+        }
+        let mut detail = cut(&redact(&detail), 400).into_owned();
+        if let Some(hint) = connection_hint(&detail, err.url()) {
+            detail.push_str(" — ");
+            detail.push_str(&hint);
+        }
+        HubError::Connection { op, detail }
     }
 }

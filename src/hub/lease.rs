@@ -15,7 +15,8 @@ use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::client::{decode, status_error, HubClient};
+use super::client::{decode, HubClient};
+use super::error::status_error;
 use super::error::{HubError, Operation};
 use super::retry::Idempotency;
 use crate::names::Prefix;

@@ -7,6 +7,7 @@ mod lease;
 mod lifecycle;
 mod models;
 mod observe;
+mod progress;
 mod retry;
 mod settings;
 mod token;
@@ -22,13 +23,14 @@ pub use access::{
     CREATE_USERS, LEASE, LIST_USERS, READ_USERS, SERVERS, TOKENS,
 };
 pub use client::{
-    http_builder, ClientBuildError, ClientConfig, HubClient, ProgressStream, SpawnWaitError,
-    StartOutcome, StopOutcome, StopWaitError,
+    http_builder, ClientBuildError, ClientConfig, HubClient, SpawnWaitError, StartOutcome,
+    StopOutcome, StopWaitError,
 };
 pub use error::{FailureReason, HubError, Operation};
 pub use lease::{group_name, Claim, Holder, Lease};
 pub use models::{HubVersion, Pagination, ProgressEvent, Server, User, UserPage};
 pub use observe::{Both, NoopObserver, Observer, RequestTally};
+pub use progress::ProgressStream;
 pub use retry::{Idempotency, RetryPolicy};
 pub use settings::HubSettings;
 pub use token::{cut, redact, AuthHeader, InvalidToken, Minted, Token, TokenFileError, REDACTED};

@@ -4,7 +4,9 @@
 //! Where it and a real hub disagree, this is what must change.
 
 mod api;
+mod faults;
 mod http;
+mod servers;
 mod singleuser;
 mod state;
 mod tokens;
@@ -292,7 +294,7 @@ impl MockHub {
         };
         let hub = self.clone();
         crate::serve::serve_http1(listener, shutdown, move |req| {
-            api::handle_with_faults(hub.clone(), router.clone(), req)
+            faults::handle_with_faults(hub.clone(), router.clone(), req)
         })
         .await;
         Ok(())
@@ -444,7 +446,7 @@ impl MockHub {
         if !path.starts_with("/hub/") {
             return;
         }
-        let handler = api::handler_name(path);
+        let handler = faults::handler_name(path);
         self.inner
             .truth
             .requests

@@ -146,6 +146,16 @@ pub(super) fn check_scope(
     ))
 }
 
+/// Returns the refusal from a handler whose request's token is not accepted.
+macro_rules! authorized {
+    ($hub:expr, $headers:expr) => {
+        if let Err(resp) = super::tokens::authorize(&$hub, &$headers) {
+            return resp;
+        }
+    };
+}
+pub(super) use authorized;
+
 /// The token check every authenticated route makes: `Authorization: token X` (or Bearer).
 /// Which scopes a known token holds is checked before any handler runs.
 pub(super) fn authorize(hub: &MockHub, headers: &HeaderMap) -> Result<(), Resp> {

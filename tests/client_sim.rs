@@ -8,21 +8,30 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use hubsoak::hub::{
-    ClientConfig, FailureReason, HubClient, Operation, RequestTally, SpawnWaitError, StartOutcome,
-    StopOutcome, Token,
+    ClientConfig, FailureReason, HubClient, HubSettings, Operation, RequestTally, SpawnWaitError,
+    StartOutcome, StopOutcome, Token,
 };
 use hubsoak::mockhub::{Faults, MockConfig, MockServer};
 use hubsoak::names::Prefix;
+
+/// The defaults a soak would use (config/hubsoak.toml), against `server`.
+fn hub_settings(server: &MockServer, token: &str) -> HubSettings {
+    HubSettings {
+        api_url: format!("{}/", server.api_url()).parse().unwrap(),
+        token: Token::new(token).unwrap(),
+        token_file: None,
+        request_timeout: Duration::from_secs(30),
+        ca_file: None,
+        max_in_flight: 64,
+    }
+}
 
 fn client(
     server: &MockServer,
     tweak: impl FnOnce(&mut ClientConfig),
 ) -> (HubClient, Arc<RequestTally>) {
     let tally = Arc::new(RequestTally::default());
-    let mut cfg = ClientConfig::new(
-        format!("{}/", server.api_url()).parse().unwrap(),
-        Token::new(TOKEN).unwrap(),
-    );
+    let mut cfg = ClientConfig::new(&hub_settings(server, TOKEN));
     cfg.poll_interval = Duration::from_millis(50);
     tweak(&mut cfg);
     (HubClient::new(cfg, tally.clone()).unwrap(), tally)
@@ -161,10 +170,7 @@ async fn failures_are_classified_retried_and_counted() {
 
     hub.set_faults(Faults::default());
     let bad = HubClient::new(
-        ClientConfig::new(
-            format!("{}/", server.api_url()).parse().unwrap(),
-            Token::new("wrong").unwrap(),
-        ),
+        ClientConfig::new(&hub_settings(&server, "wrong")),
         tally.clone(),
     )
     .unwrap();

@@ -18,6 +18,7 @@ use super::error::{api_message, status_error, transport_error, HubError, Operati
 use super::models::{HubVersion, User, UserPage};
 use super::observe::Observer;
 use super::retry::{Idempotency, RetryPolicy};
+use super::settings::HubSettings;
 use super::token::{AuthHeader, Token};
 use crate::names::{OurName, Prefix};
 
@@ -45,13 +46,16 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
-    pub fn new(api_url: Url, token: Token) -> Self {
+    /// The client for `hub`, with the client's own poll interval, progress idle timeout
+    /// and retry policy. Every timeout and limit comes from the settings (whose defaults
+    /// are config/hubsoak.toml's).
+    pub fn new(hub: &HubSettings) -> Self {
         ClientConfig {
-            api_url,
-            token,
-            request_timeout: Duration::from_secs(30),
-            ca_file: None,
-            max_in_flight: 64,
+            api_url: hub.api_url.clone(),
+            token: hub.token.clone(),
+            request_timeout: hub.request_timeout,
+            ca_file: hub.ca_file.clone(),
+            max_in_flight: hub.max_in_flight,
             retry: RetryPolicy::default(),
             poll_interval: Duration::from_millis(500),
             progress_idle_timeout: Duration::from_secs(30),

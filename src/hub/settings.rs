@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::client::ClientConfig;
 use super::token::Token;
 
 /// How to reach the hub.
@@ -19,15 +18,4 @@ pub struct HubSettings {
     pub request_timeout: Duration,
     pub ca_file: Option<PathBuf>,
     pub max_in_flight: usize,
-}
-
-impl HubSettings {
-    pub fn client_config(&self) -> ClientConfig {
-        ClientConfig {
-            request_timeout: self.request_timeout,
-            ca_file: self.ca_file.clone(),
-            max_in_flight: self.max_in_flight,
-            ..ClientConfig::new(self.api_url.clone(), self.token.clone())
-        }
-    }
 }

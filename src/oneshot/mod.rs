@@ -17,8 +17,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::{
-    CheckError, Claim, ClientBuildError, HubClient, HubError, Lease, Need, Problem, RequestTally,
-    SpawnWaitError, StopWaitError, User,
+    CheckError, Claim, ClientBuildError, ClientConfig, HubClient, HubError, Lease, Need, Problem,
+    RequestTally, SpawnWaitError, StopWaitError, User,
 };
 use crate::names::OurName;
 use crate::report::{Recorder, ReportMeta, RunReport};
@@ -92,7 +92,7 @@ impl Run {
         needs: &[Need],
     ) -> Result<Run, RunError> {
         let tally = Arc::new(RequestTally::default());
-        let client = HubClient::new(scope.hub.client_config(), tally.clone())?;
+        let client = HubClient::new(ClientConfig::new(&scope.hub), tally.clone())?;
         let hub_version = match client.check_access(needs).await {
             Ok(access) => Some(access.version),
             Err(CheckError::Problem(p)) => return Err(RunError::Unusable(p)),

@@ -19,8 +19,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, Readiness};
 use crate::hub::{
-    Both, ClientBuildError, HubClient, HubError, Lease, Need, ACTIVITY, CREATE_USERS, LEASE,
-    LIST_USERS, READ_USERS, SERVERS,
+    Both, ClientBuildError, ClientConfig, HubClient, HubError, Lease, Need, ACTIVITY, CREATE_USERS,
+    LEASE, LIST_USERS, READ_USERS, SERVERS,
 };
 use crate::journey::Journeys;
 use crate::metrics::Metrics;
@@ -84,7 +84,7 @@ pub async fn run(
     let metrics = Metrics::new(settings.journey.is_some());
     let record = SoakRecord::new(metrics.clone(), settings.journey.is_some());
     let client = HubClient::new(
-        settings.hub.client_config(),
+        ClientConfig::new(&settings.hub),
         Arc::new(Both(metrics.clone(), record.tally.clone())),
     )?;
     let journeys = match &settings.journey {

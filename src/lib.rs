@@ -1,7 +1,8 @@
 //! hubsoak: load, stress and soak testing for JupyterHub.
 //!
-//! Data flows one way: `config::Settings` → a runner (`oneshot`) → the hub client
-//! (`hub`) → a report. `mockhub` is a JupyterHub simulator for tests and demos.
+//! Data flows one way: raw input → `config` (which builds each runner's own settings
+//! type) → a runner (`soak`, `oneshot`, `demo`) → the hub client (`hub`) → metrics and a
+//! report (`metrics`, `report`). `mockhub` is a JupyterHub simulator for tests and demos.
 
 pub mod admin;
 pub mod cli;

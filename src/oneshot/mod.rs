@@ -1,6 +1,7 @@
 //! The one-shot commands operators know from hub-stress-test.py — `stress-test`,
 //! `activity-stress-test`, `purge` — and what they share: connecting, progress display,
-//! stopping and deleting our users, and finishing with a report.
+//! stopping and deleting our users (through the hub client's one teardown), and
+//! finishing with a report.
 
 pub mod activity;
 pub mod purge;

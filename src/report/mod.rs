@@ -1,7 +1,8 @@
 //! Run reports of the one-shot commands: counts of outcomes by reason, request counts,
 //! latency distributions as bounded HDR histograms (serialized, so reports can be
 //! merged later), phase wall times and a bounded timeline of completions; printed as a
-//! table and written as versioned JSON. `merge`, `diff` and `html` work on the JSON.
+//! table and written as versioned JSON; and how a run ended (`Outcome`, which main.rs
+//! maps to an exit code). `merge`, `diff` and `html` work on the JSON.
 
 pub mod command;
 pub mod diff;

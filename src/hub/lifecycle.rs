@@ -169,21 +169,15 @@ impl HubClient {
         stop_timeout: Duration,
         done: impl Fn(&OurName, Result<Duration, StopWaitError>),
     ) {
-        futures::stream::iter(servers)
-            .map(|(name, server)| async move {
-                let asked = Instant::now();
-                let result = self
-                    .stop_and_wait(&name, &server, asked + stop_timeout)
-                    .await
-                    .map(|()| asked.elapsed());
-                (name, result)
-            })
-            .buffer_unordered(concurrency.max(1))
-            .for_each(|(name, result)| {
-                done(&name, result);
-                futures::future::ready(())
-            })
-            .await;
+        let jobs = servers.into_iter().map(|(name, server)| async move {
+            let asked = Instant::now();
+            let result = self
+                .stop_and_wait(&name, &server, asked + stop_timeout)
+                .await
+                .map(|()| asked.elapsed());
+            (name, result)
+        });
+        each_as_done(jobs, concurrency, |(name, result)| done(&name, result)).await;
     }
 
     /// Deletes each user, `concurrency` at a time, waiting out a server still stopping
@@ -195,16 +189,25 @@ impl HubClient {
         stop_wait: Duration,
         done: impl Fn(&OurName, Result<bool, HubError>),
     ) {
-        futures::stream::iter(users)
-            .map(|name| async move {
-                let result = self.delete_user_when_stopped(&name, stop_wait).await;
-                (name, result)
-            })
-            .buffer_unordered(concurrency.max(1))
-            .for_each(|(name, result)| {
-                done(&name, result);
-                futures::future::ready(())
-            })
-            .await;
+        let jobs = users.into_iter().map(|name| async move {
+            let result = self.delete_user_when_stopped(&name, stop_wait).await;
+            (name, result)
+        });
+        each_as_done(jobs, concurrency, |(name, result)| done(&name, result)).await;
     }
+}
+
+/// Runs `jobs`, `concurrency` at a time, handing each result to `done` as it comes.
+async fn each_as_done<F: std::future::Future>(
+    jobs: impl Iterator<Item = F>,
+    concurrency: usize,
+    done: impl Fn(F::Output),
+) {
+    futures::stream::iter(jobs)
+        .buffer_unordered(concurrency.max(1))
+        .for_each(|out| {
+            done(out);
+            futures::future::ready(())
+        })
+        .await;
 }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -104,15 +104,60 @@ pub struct Cli {
 
 pub use crate::logging::LogFormat;
 
+/// Global flags that only commands talking to a hub read: `mock-hub` (which is a hub)
+/// neither shows nor takes them.
+pub const HUB_CLIENT_FLAGS: [(&str, &str); 8] = [
+    ("endpoint", "--endpoint"),
+    ("prefix", "--prefix"),
+    ("shard", "--shard"),
+    ("shards", "--shards"),
+    ("dry_run", "--dry-run"),
+    ("force", "--force"),
+    ("request_timeout", "--request-timeout"),
+    ("ca_file", "--ca-file"),
+];
+
+impl Cli {
+    /// The process's arguments, parsed; each subcommand's help lists the flags it reads.
+    pub fn try_parse_args() -> Result<Cli, clap::Error> {
+        let cmd = Cli::command();
+        // A subcommand that has an argument of a global's id keeps its own: mock-hub
+        // gets hidden copies of the globals it does not read (refused if given).
+        let hidden: Vec<clap::Arg> = cmd
+            .get_arguments()
+            .filter(|a| HUB_CLIENT_FLAGS.iter().any(|(id, _)| a.get_id() == *id))
+            .map(|a| a.clone().hide(true))
+            .collect();
+        let cmd = cmd.mut_subcommand("mock-hub", |sub| sub.args(hidden));
+        Cli::from_arg_matches(&cmd.try_get_matches()?)
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create users in batches, start their servers, time each spawn, then stop and delete
+    #[command(after_help = "Examples:
+  hubsoak -e https://hub.example.org/hub/api stress-test -c 100 -b 10
+  hubsoak stress-test --dry-run -c 300
+  hubsoak stress-test --cycles 10:50:100 --threshold 'spawn_p95<60s'
+  hubsoak stress-test --threshold 'spawn_p95<90s' --threshold 'failure_ratio<0.01' --report-json run.json")]
     StressTest(StressTestArgs),
     /// Post activity for many users at once while timing the hub's answers
+    #[command(after_help = "Examples:
+  hubsoak activity-stress-test -c 100 --workers 20 --rounds 5
+  hubsoak activity-stress-test --threshold 'activity_p95<500ms' --threshold 'ping_p99<1s'")]
     ActivityStressTest(ActivityArgs),
     /// Stop and delete every user named PREFIX-…, and no other
+    #[command(after_help = "Examples:
+  hubsoak purge --dry-run
+  hubsoak --prefix loadtest purge -b 20
+  hubsoak purge --threshold 'stop_p95<30s' --threshold 'failure_ratio<0.01'")]
     Purge(PurgeArgs),
     /// Simulated users arrive, spawn, run code in a kernel for a session, and leave
+    #[command(after_help = "Examples:
+  hubsoak simulate 20 --session-min 1m --session-max 3m
+  hubsoak simulate 50 --auth form --password-file pw.txt
+  hubsoak simulate 20 --threshold 'execute_p95<2s' --threshold 'kernel_start_p95<10s'")]
     Simulate(SimulateArgs),
     /// Keep a population of simulated users alive and export Prometheus metrics
     Soak(SoakArgs),
@@ -144,7 +189,11 @@ pub enum ReportCommand {
         #[arg(short = 'o', long, value_name = "PATH")]
         output: PathBuf,
     },
-    /// Compare two runs: latency percentiles and failure ratios, regressions flagged
+    /// Compare two runs: latency, failure ratios, request failures by reason and retries,
+    /// regressions flagged; runs of different commands need the global --force
+    #[command(after_help = "Examples:
+  hubsoak report diff before.json after.json
+  hubsoak report diff before.json after.json --tolerance 20% --threshold 'spawn_p95<+20%'")]
     Diff {
         /// The reference run
         base: PathBuf,
@@ -258,8 +307,8 @@ pub struct ReportArgs {
     /// Write the run report as JSON here
     #[arg(long, value_name = "PATH")]
     pub report_json: Option<PathBuf>,
-    /// Pass only if this holds, e.g. 'spawn_p95<60s' or 'failure_ratio<0.01'
-    /// (repeatable); a miss exits with code 3 (see README: Thresholds)
+    /// Pass only if this holds (repeatable; examples below); a miss exits with code 3
+    /// (see README: Thresholds)
     #[arg(long = "threshold", value_name = "EXPR")]
     pub thresholds: Vec<String>,
 }

@@ -85,8 +85,8 @@ pub async fn run(s: &DemoSettings, stop: CancellationToken) -> Result<SoakEnd, D
         "hubsoak demo: metrics at http://{metrics_addr}/metrics (also /livez, /readyz)"
     ));
     crate::out::line(format_args!(
-        "hubsoak demo: keeping {} servers alive for {}; Ctrl-C to stop sooner",
-        settings.population.target,
+        "hubsoak demo: keeping {} alive for {}; Ctrl-C to stop sooner",
+        crate::out::count(settings.population.target as u64, "server"),
         humantime::format_duration(settings.duration.unwrap_or_default())
     ));
     tracing::info!(addr = %metrics_addr, "admin server listening");

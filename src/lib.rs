@@ -16,6 +16,7 @@ pub mod mockhub;
 pub mod names;
 pub mod oneshot;
 pub mod out;
+pub mod process;
 pub mod report;
 pub mod serve;
 pub mod signals;

@@ -32,13 +32,20 @@ pub struct LogSettings {
     pub file: Option<Option<PathBuf>>,
 }
 
-/// Writes each formatted line with every secret replaced.
-struct Redacting<W: Write>(W);
+/// Writes each formatted line with every secret replaced; on the terminal
+/// (`above_bars`), clear of the progress bars.
+struct Redacting<W: Write>(W, bool);
 
 impl<W: Write> Write for Redacting<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let text = String::from_utf8_lossy(buf);
-        self.0.write_all(redact(&text).as_bytes())?;
+        // Progress bars make way for the line, so none is left half-drawn above it.
+        let text = redact(&text);
+        if self.1 {
+            crate::out::above_bars(|| self.0.write_all(text.as_bytes()))?;
+        } else {
+            self.0.write_all(text.as_bytes())?;
+        }
         Ok(buf.len())
     }
 
@@ -72,7 +79,7 @@ pub fn init(settings: &LogSettings) -> std::io::Result<Option<PathBuf>> {
         _ => "hubsoak=trace,warn",
     };
     let filter = || EnvFilter::new(level);
-    let stderr = || Redacting(std::io::stderr());
+    let stderr = || Redacting(std::io::stderr(), true);
     let stderr_layer = match settings.format {
         LogFormat::Text => fmt::layer()
             .with_writer(stderr)
@@ -98,7 +105,7 @@ pub fn init(settings: &LogSettings) -> std::io::Result<Option<PathBuf>> {
                 ))
             });
             let file = Arc::new(create_private(&path)?);
-            let writer = move || Redacting(FileLines(file.clone()));
+            let writer = move || Redacting(FileLines(file.clone()), false);
             let layer = match settings.format {
                 LogFormat::Text => fmt::layer()
                     .with_writer(writer)

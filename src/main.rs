@@ -9,7 +9,6 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::error::ErrorKind;
-use clap::Parser;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -76,7 +75,7 @@ fn main() -> ExitCode {
 }
 
 fn start() -> Exit {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse_args() {
         Ok(cli) => cli,
         Err(e) => return clap_exit(e),
     };

@@ -364,6 +364,17 @@ impl Metrics {
         }
     }
 
+    /// Servers starting, running and stopping now.
+    pub fn servers_now(&self) -> (u64, u64, u64) {
+        let get =
+            |s: ServerState| self.servers.with_label_values(&[s.as_str()]).get().max(0) as u64;
+        (
+            get(ServerState::Starting),
+            get(ServerState::Running),
+            get(ServerState::Stopping),
+        )
+    }
+
     /// Counts servers afresh (a new run of the population).
     pub fn servers_reset(&self) {
         for s in ServerState::ALL {

@@ -2,25 +2,15 @@
 //! demo's simulated hub) on loopback, and every query of every panel must return data;
 //! with half the simulated spawns failing, the spawn-failure alert's expression holds.
 
-use std::path::PathBuf;
+mod common;
+
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::prometheus::{repo, Prometheus};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Starts the demo; returns it with its metrics and hub addresses (from its stdout).
 async fn demo() -> (Child, String, String) {
@@ -71,68 +61,16 @@ async fn demo() -> (Child, String, String) {
     (child, metrics.unwrap(), hub.unwrap())
 }
 
-struct Prometheus {
-    _child: Child,
-    _dir: tempfile::TempDir,
-    url: String,
-}
-
 async fn prometheus(hubsoak: &str, hub: &str) -> Prometheus {
-    let dir = tempfile::tempdir().unwrap();
     let rules = repo().join("deploy/overlays/plain-prometheus/hubsoak-rules.yaml");
-    let config = format!(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\n\
-         scrape_configs:\n  - job_name: hubsoak\n    static_configs:\n      - targets: ['{hubsoak}']\n\
-         \x20 - job_name: jupyterhub\n    metrics_path: /hub/metrics\n    static_configs:\n      - targets: ['{hub}']\n",
-        rules.display()
-    );
-    let file = dir.path().join("prometheus.yml");
-    std::fs::write(&file, config).unwrap();
-    let port = free_port();
-    let child = Command::new("prometheus")
-        .arg(format!("--config.file={}", file.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("prometheus is installed (tests/run-all.sh installs it)");
-    Prometheus {
-        _child: child,
-        _dir: dir,
-        url: format!("http://127.0.0.1:{port}"),
-    }
-}
-
-impl Prometheus {
-    /// The instant vector of `expr`; `None` if Prometheus is not answering yet.
-    async fn query(&self, expr: &str) -> Option<Vec<Value>> {
-        let r = reqwest::Client::new()
-            .get(format!("{}/api/v1/query", self.url))
-            .query(&[("query", expr)])
-            .send()
-            .await
-            .ok()?;
-        let body: Value = r.json().await.ok()?;
-        assert_eq!(body["status"], "success", "{expr}: {body}");
-        body["data"]["result"].as_array().cloned()
-    }
-
-    /// Whether `expr` returns at least one sample that is a number.
-    async fn has_data(&self, expr: &str) -> bool {
-        self.query(expr).await.is_some_and(|samples| {
-            samples.iter().any(|s| {
-                s["value"][1]
-                    .as_str()
-                    .is_some_and(|v| v.parse::<f64>().is_ok_and(|x| !x.is_nan()))
-            })
-        })
-    }
+    Prometheus::start(
+        &[
+            ("hubsoak", hubsoak, "/metrics"),
+            ("jupyterhub", hub, "/hub/metrics"),
+        ],
+        &[&rules],
+    )
+    .await
 }
 
 /// Every panel query of the dashboard, with its variables as "All" and a 30 s rate window.
@@ -149,7 +87,9 @@ fn dashboard_queries() -> Vec<(String, String)> {
                 .unwrap()
                 .replace("$namespace", ".*")
                 .replace("$instance", ".*")
-                .replace("$__rate_interval", "30s");
+                .replace("$__rate_interval", "30s")
+                // A week ago is before this Prometheus began: compare with 30 s ago.
+                .replace("$compare", "30s");
             queries.push((panel["title"].as_str().unwrap().to_string(), expr));
         }
     }
@@ -209,12 +149,31 @@ async fn every_dashboard_query_returns_data_and_the_spawn_failure_alert_holds() 
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     // And the rules loaded into this Prometheus without error.
-    let rules: Value = reqwest::get(format!("{}/api/v1/rules", prom.url))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let loaded = rules["data"]["groups"].as_array().map_or(0, |g| g.len());
-    assert_eq!(loaded, 2, "{rules}");
+    assert_eq!(prom.rule_groups().await, 2);
+
+    // The annotations' queries run; the demo's hub version appeared within the last two
+    // minutes, so "Hub upgrades" marks it (a restart has no data: none happened).
+    let dash: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("grafana/hubsoak-dashboard.json")).unwrap(),
+    )
+    .unwrap();
+    let mut upgrades = None;
+    for a in dash["annotations"]["list"].as_array().unwrap() {
+        let Some(expr) = a["expr"].as_str() else {
+            continue;
+        };
+        let expr = expr.replace("$namespace", ".*").replace("$instance", ".*");
+        assert!(prom.query(&expr).await.is_some(), "{expr}");
+        if a["name"] == "Hub upgrades" {
+            upgrades = Some(expr);
+        }
+    }
+    let upgrades = upgrades.expect("a Hub upgrades annotation");
+    let version = prom.query(&upgrades).await.unwrap_or_default();
+    assert!(
+        version.iter().any(|s| s["metric"]["version"]
+            .as_str()
+            .is_some_and(|v| v != "unknown")),
+        "the hub's version is marked: {version:?}"
+    );
 }

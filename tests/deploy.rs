@@ -63,7 +63,7 @@ fn the_prometheus_rule_carries_exactly_the_plain_rules() {
             }
         }
     }
-    assert_eq!(alerts, 9);
+    assert_eq!(alerts, 13);
 }
 
 /// `kubectl kustomize DIR`, split into objects.
@@ -166,6 +166,58 @@ fn every_kustomization_renders_and_validates() {
     assert_eq!(file, yaml(&repo().join(RULES)));
 }
 
+/// kube-prometheus-stack selects monitors and rules by `release`: the component labels
+/// every one of ours, in the base (ServiceMonitor) and in the PodMonitor overlay, and
+/// nothing else.
+#[test]
+fn the_kube_prometheus_stack_component_labels_monitors_and_rules() {
+    let release = |o: &Value| {
+        o["metadata"]["labels"]["release"]
+            .as_str()
+            .map(str::to_string)
+    };
+    let (text, objects) = render("deploy/overlays/kube-prometheus-stack");
+    validate(&text);
+    for kind in ["ServiceMonitor", "PrometheusRule"] {
+        assert_eq!(
+            release(find(&objects, kind)).as_deref(),
+            Some("kube-prometheus-stack"),
+            "{kind}"
+        );
+    }
+    for kind in ["Deployment", "Service", "ConfigMap"] {
+        assert_eq!(
+            release(find(&objects, kind)),
+            None,
+            "{kind} keeps its labels"
+        );
+    }
+    // Added to an overlay of the operator's own: the PodMonitor overlay.
+    let target = repo().join("target");
+    std::fs::create_dir_all(&target).unwrap();
+    let dir = tempfile::tempdir_in(&target).unwrap();
+    std::fs::write(
+        dir.path().join("kustomization.yaml"),
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../../deploy/overlays/podmonitor\ncomponents:\n  - ../../deploy/components/kube-prometheus-stack\n",
+    )
+    .unwrap();
+    let rel = dir
+        .path()
+        .strip_prefix(repo())
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let (_, objects) = render(&rel);
+    for kind in ["PodMonitor", "PrometheusRule"] {
+        assert_eq!(
+            release(find(&objects, kind)).as_deref(),
+            Some("kube-prometheus-stack"),
+            "{kind}"
+        );
+    }
+}
+
 /// Replicas (the StatefulSet overlay) are one soak to a viewer: every dashboard query
 /// aggregates over instances, histograms summed by `le` before their quantile.
 #[test]
@@ -181,6 +233,7 @@ fn every_dashboard_query_aggregates_across_replicas() {
             let aggregated = expr.starts_with("sum")
                 || expr.starts_with("min(")
                 || expr.starts_with("max(")
+                || expr.starts_with("max by (")
                 || expr.starts_with("count")
                 || (expr.starts_with("histogram_quantile(") && expr.contains(", sum by ("));
             assert!(aggregated, "{:?}: {expr}", panel["title"]);
@@ -343,7 +396,7 @@ fn the_dashboard_ships_as_a_sidecar_configmap_with_its_variables() {
         .iter()
         .filter_map(|v| v["name"].as_str())
         .collect();
-    assert_eq!(vars, ["datasource", "namespace", "instance"]);
+    assert_eq!(vars, ["datasource", "namespace", "instance", "compare"]);
     let rows: Vec<&str> = file["panels"]
         .as_array()
         .unwrap()
@@ -351,10 +404,105 @@ fn the_dashboard_ships_as_a_sidecar_configmap_with_its_variables() {
         .filter(|p| p["type"] == "row")
         .filter_map(|p| p["title"].as_str())
         .collect();
+    assert_eq!(
+        rows[0], "Headline",
+        "the headline row comes first: {rows:?}"
+    );
+    assert!(rows[1].starts_with("SLO"), "then the SLO row: {rows:?}");
     for row in ["Latency", "Traffic", "Errors", "Saturation"] {
         assert!(rows.contains(&row), "a {row} row: {rows:?}");
     }
     assert!(rows.iter().any(|r| r.contains("hub's own")));
+}
+
+/// Read at a glance: a headline row (hub up as UP/DOWN in red and green, the version as
+/// text), objective lines on the latency and failure panels, every latency panel able to
+/// show itself a week ago, and upgrades and restarts marked.
+#[test]
+fn the_dashboard_opens_with_its_headline_and_marks_objectives_and_upgrades() {
+    let file: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("grafana/hubsoak-dashboard.json")).unwrap(),
+    )
+    .unwrap();
+    let panels = file["panels"].as_array().unwrap();
+    let panel = |title: &str| {
+        panels
+            .iter()
+            .find(|p| p["title"] == title)
+            .unwrap_or_else(|| panic!("a {title:?} panel"))
+    };
+    let headline: Vec<&str> = panels
+        .iter()
+        .filter(|p| p["gridPos"]["y"] == 1)
+        .filter_map(|p| p["title"].as_str())
+        .collect();
+    assert_eq!(
+        headline,
+        [
+            "Hub",
+            "Running / target",
+            "Spawn success (1h)",
+            "Spawn p95 (1h) vs 60 s",
+            "API error budget left (30d)",
+            "Hub version"
+        ]
+    );
+    let hub = &panel("Hub")["fieldConfig"]["defaults"];
+    let map = &hub["mappings"][0]["options"];
+    assert_eq!(
+        (map["1"]["text"].as_str(), map["1"]["color"].as_str()),
+        (Some("UP"), Some("green"))
+    );
+    assert_eq!(
+        (map["0"]["text"].as_str(), map["0"]["color"].as_str()),
+        (Some("DOWN"), Some("red"))
+    );
+    assert_eq!(panel("Hub version")["options"]["textMode"], "name");
+    for (title, objective) in [
+        ("Spawn latency (from planned start)", 60.0),
+        ("Spawn p95 (1h) vs 60 s", 60.0),
+        ("Spawn failure ratio", 0.05),
+        ("API failure ratio, overall and by operation", 0.01),
+    ] {
+        let steps = panel(title)["fieldConfig"]["defaults"]["thresholds"]["steps"]
+            .as_array()
+            .unwrap()
+            .clone();
+        assert!(
+            steps.iter().any(|s| s["value"].as_f64() == Some(objective)),
+            "{title}: a line at {objective}: {steps:?}"
+        );
+    }
+    let latency: Vec<&serde_json::Value> = panels
+        .iter()
+        .filter(|p| p["type"] == "timeseries" && p["fieldConfig"]["defaults"]["unit"] == "s")
+        .filter(|p| p["title"] != "Schedule lag p95 by action")
+        .collect();
+    assert!(latency.len() >= 6);
+    for p in latency {
+        assert!(
+            p["targets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t["expr"].as_str().unwrap().contains("offset $compare")),
+            "{} overlays $compare ago",
+            p["title"]
+        );
+    }
+    let burn: Vec<&str> = panels
+        .iter()
+        .filter_map(|p| p["title"].as_str())
+        .filter(|t| t.contains("burn rate"))
+        .collect();
+    assert_eq!(burn.len(), 3, "{burn:?}");
+    let annotations: Vec<&str> = file["annotations"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["name"].as_str())
+        .collect();
+    assert!(annotations.contains(&"Hub upgrades") && annotations.contains(&"hubsoak restarts"));
 }
 
 /// No Docker engine here to build it; this checks what a build needs and what the image

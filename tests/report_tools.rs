@@ -12,26 +12,53 @@ use serde_json::Value;
 
 /// A stress-test of `count` against a simulator whose spawns take `spawn_ms`; the report.
 async fn stress_report(dir: &Path, name: &str, count: &str, spawn_ms: u64) -> PathBuf {
-    let (_hub, server) = start_mock(MockConfig {
-        spawn_delay: Duration::from_millis(spawn_ms),
-        ..fast()
-    })
-    .await;
-    let path = dir.join(name);
-    let out = against(
-        &server,
-        &[
-            "stress-test",
-            "-c",
-            count,
-            "-b",
-            count,
-            "--report-json",
-            path.to_str().unwrap(),
-        ],
+    stress_report_on(
+        MockConfig {
+            spawn_delay: Duration::from_millis(spawn_ms),
+            ..fast()
+        },
+        dir,
+        name,
+        count,
+        &[],
     )
-    .await;
-    assert_eq!(out.code, 0, "{}", out.all());
+    .await
+}
+
+/// A stress-test report of `count` users on a simulator set up as `cfg`.
+async fn stress_report_on(
+    cfg: MockConfig,
+    dir: &Path,
+    name: &str,
+    count: &str,
+    extra: &[&str],
+) -> PathBuf {
+    stress_report_ending(cfg, dir, name, count, extra, 0).await
+}
+
+/// As [`stress_report_on`], the run exiting with `code`.
+async fn stress_report_ending(
+    cfg: MockConfig,
+    dir: &Path,
+    name: &str,
+    count: &str,
+    extra: &[&str],
+    code: i32,
+) -> PathBuf {
+    let (_hub, server) = start_mock(cfg).await;
+    let path = dir.join(name);
+    let mut args = vec![
+        "stress-test",
+        "-c",
+        count,
+        "-b",
+        count,
+        "--report-json",
+        path.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let out = against(&server, &args).await;
+    assert_eq!(out.code, code, "{}", out.all());
     path
 }
 
@@ -221,22 +248,328 @@ async fn diff_flags_an_injected_regression_and_gates_on_deltas() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_html_page_loads_in_headless_chromium_and_draws_its_charts() {
+async fn diff_judges_requests_refuses_other_commands_and_names_changed_parameters() {
     let dir = tempfile::tempdir().unwrap();
-    let report = stress_report(dir.path(), "r.json", "8", 300).await;
+    let base = stress_report(dir.path(), "base.json", "6", 100).await;
+    // The same run on a hub that throttles: two spawns at once, the rest told to retry
+    // in a second (and then let through).
+    let throttled = stress_report_on(
+        MockConfig {
+            spawn_delay: Duration::from_millis(100),
+            concurrent_spawn_limit: Some(2),
+            retry_after: 1..=1,
+            ..fast()
+        },
+        dir.path(),
+        "throttled.json",
+        "6",
+        &[],
+    )
+    .await;
+    let (b, t) = (base.to_str().unwrap(), throttled.to_str().unwrap());
+    let out = hubsoak(&["report", "diff", b, t], &[]).await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    let row = |op: &str, figure: &str| {
+        out.stdout
+            .lines()
+            .find(|l| {
+                let mut words = l.split_whitespace();
+                words.next() == Some(op) && words.next() == Some(figure)
+            })
+            .unwrap_or_default()
+            .to_string()
+    };
+    for figure in ["failed:throttled", "retry_ratio", "failure_ratio"] {
+        let line = row("start_server", figure);
+        assert!(line.contains("REGRESSION"), "{figure}: {}", out.stdout);
+    }
+    assert!(
+        !row("create_users", "failure_ratio").contains("REGRESSION"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stderr.is_empty(), "same parameters: {}", out.stderr);
+
+    // Other parameters: compared, with each difference named.
+    let bigger = stress_report(dir.path(), "bigger.json", "8", 100).await;
+    let out = hubsoak(&["report", "diff", b, bigger.to_str().unwrap()], &[]).await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    let warning = out.stderr.trim();
+    assert!(
+        warning.starts_with("hubsoak: warning: the runs' parameters differ"),
+        "{warning}"
+    );
+    assert!(warning.contains("count: 6 -> 8"), "{warning}");
+    assert!(warning.contains("batch_size: 6 -> 8"), "{warning}");
+
+    // Another command: refused in one line, unless forced.
+    let (_hub, server) = start_mock(fast()).await;
+    let activity = dir.path().join("activity.json");
+    let out = against(
+        &server,
+        &[
+            "activity-stress-test",
+            "-c",
+            "2",
+            "--rounds",
+            "1",
+            "--report-json",
+            activity.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    let a = activity.to_str().unwrap();
+    let out = hubsoak(&["report", "diff", b, a], &[]).await;
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("BASE is a stress-test report and NEW a activity-stress-test report"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    let out = hubsoak(&["--force", "report", "diff", b, a], &[]).await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(out.stdout.contains("figure"), "{}", out.stdout);
+}
+
+/// The part of `dom` from the element with `id` to the end of its figure, section,
+/// header or table.
+fn part<'a>(dom: &'a str, id: &str) -> &'a str {
+    let start = dom
+        .find(&format!(r#"id="{id}""#))
+        .unwrap_or_else(|| panic!("the page has #{id}"));
+    let rest = &dom[start..];
+    let end = ["</figure>", "</section>", "</header>", "</table>"]
+        .iter()
+        .filter_map(|t| rest.find(t))
+        .min()
+        .unwrap_or(rest.len());
+    &rest[..end]
+}
+
+/// The texts of a chart (its labels), trimmed.
+fn texts(figure: &str) -> Vec<String> {
+    figure
+        .split("<text")
+        .skip(1)
+        .filter_map(|t| {
+            let t = &t[t.find('>')? + 1..];
+            Some(t[..t.find("</text>")?].trim().to_string())
+        })
+        .collect()
+}
+
+/// Whether a chart has a data line: a 2 px polyline longer than a legend's sample.
+fn has_drawn_line(figure: &str) -> bool {
+    figure.split("<polyline").skip(1).any(|p| {
+        let attrs = &p[..p.find('>').unwrap_or(p.len())];
+        if !attrs.contains(r#"stroke-width="2""#) {
+            return false;
+        }
+        let points = attrs
+            .split(r#"points=""#)
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or("");
+        let xs: Vec<f64> = points
+            .split_whitespace()
+            .filter_map(|xy| xy.split(',').next()?.parse().ok())
+            .collect();
+        let (lo, hi) = xs
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(l, h), x| (l.min(*x), h.max(*x)));
+        xs.len() >= 3 || hi - lo > 30.0
+    })
+}
+
+/// A screenshot of `page` in headless Chromium, `height` pixels tall.
+async fn screenshot(page: &Path, png: &Path, height: u32) {
+    let profile = tempfile::tempdir().unwrap();
+    let shot = tokio::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--window-size=1280,{height}"))
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--screenshot={}", png.display()))
+        .arg(format!("file://{}", page.display()))
+        .kill_on_drop(true)
+        .output();
+    let done = tokio::time::timeout(Duration::from_secs(60), shot)
+        .await
+        .expect("chromium finished within 60 s")
+        .expect("chromium runs");
+    assert!(done.status.success());
+    assert!(std::fs::metadata(png).map(|m| m.len()).unwrap_or(0) > 10_000);
+}
+
+/// What every report page must show, checked in the DOM Chromium built.
+fn assert_sections(dom: &str, charts: &[&str]) {
+    assert!(!dom.contains("<script"), "no script in the page");
+    for external in ["src=", "href=", "@import", "url("] {
+        assert!(!dom.contains(external), "the page loads {external}");
+    }
+    let summary = part(dom, "summary");
+    for fact in ["JupyterHub", "6.1.1", "started", "ended", "took", "hubsoak"] {
+        assert!(summary.contains(fact), "summary shows {fact}: {summary}");
+    }
+    assert!(summary.contains(r#"class="verdict"#), "{summary}");
+    let requests = part(dom, "requests");
+    let start = requests
+        .split("<tr>")
+        .find(|r| r.contains("<td>start_server</td>"))
+        .expect("a start_server row");
+    assert!(start.matches("<td>").count() >= 9, "{start}");
+    assert!(
+        start.contains("ms</td>") || start.contains("s</td>"),
+        "latency: {start}"
+    );
+    for id in charts {
+        assert!(has_drawn_line(part(dom, id)), "#{id} has a line drawn");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_stress_test_report_shows_every_section_with_data_in_headless_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    // A hub that throttles and fails a fifth of its spawns, and a threshold that misses.
+    let report = stress_report_ending(
+        MockConfig {
+            spawn_delay: Duration::from_millis(600),
+            spawn_jitter: Duration::from_millis(900),
+            spawn_failure_rate: 0.2,
+            concurrent_spawn_limit: Some(6),
+            retry_after: 1..=1,
+            ..fast()
+        },
+        dir.path(),
+        "r.json",
+        "24",
+        &[
+            "--threshold",
+            "spawn_p95<100ms",
+            "--threshold",
+            "failure_ratio<0.9",
+        ],
+        3,
+    )
+    .await;
     let page = dir.path().join("r.html");
     render_html(&report, &page).await;
-    let html = std::fs::read_to_string(&page).unwrap();
-    for external in ["src=", "href=", "@import", "url("] {
-        assert!(!html.contains(external), "the page loads {external}");
-    }
-    let (dom, log) = chromium_dom(&page).await;
-    // The page's own script ran (no error stopped it) and found both charts laid out
-    // with every line drawn.
-    assert!(dom.contains(r#"data-charts="2""#), "{dom}");
-    assert!(dom.contains(r#"data-charts-drawn="2""#), "{dom}\n{log}");
-    assert!(!log.contains("Uncaught"), "{log}");
-    assert!(dom.contains("Latency by percentile") && dom.contains("Completions per"));
+    let (dom, _) = chromium_dom(&page).await;
+    assert_sections(
+        &dom,
+        &[
+            "latency-over-time",
+            "servers-over-time",
+            "requests-over-time",
+            "completions",
+            "latency-by-percentile",
+            "cpu-over-time",
+            "memory-over-time",
+        ],
+    );
+    assert!(part(&dom, "summary").contains("THRESHOLDS MISSED"));
+    let params = part(&dom, "parameters");
+    assert!(
+        params.contains("count") && params.contains("24"),
+        "{params}"
+    );
+    let thresholds = part(&dom, "thresholds");
+    assert!(thresholds.contains("spawn_p95&lt;100ms"), "{thresholds}");
+    assert!(
+        thresholds.contains("100ms</td>"),
+        "the limit with its unit: {thresholds}"
+    );
+    assert!(
+        thresholds.contains("FAIL") && thresholds.contains("pass"),
+        "{thresholds}"
+    );
+    assert!(
+        thresholds.contains("%</td>"),
+        "a ratio in percent: {thresholds}"
+    );
+    let start = part(&dom, "requests")
+        .split("<tr>")
+        .find(|r| r.contains("<td>start_server</td>"))
+        .unwrap()
+        .to_string();
+    assert!(start.contains("throttled="), "throttling shown: {start}");
+    let errors = part(&dom, "errors");
+    assert!(errors.contains("spawn_failed"), "{errors}");
+    assert!(errors.contains("simulated spawner failure"), "{errors}");
+    // The percentile axis stops where 24 spawns' samples do: no 99.99 % tick.
+    let percentiles = texts(part(&dom, "latency-by-percentile"));
+    assert!(percentiles.iter().any(|l| l == "90%"), "{percentiles:?}");
+    assert!(!percentiles.iter().any(|l| l.starts_with("99.9")), "{percentiles:?}");
+    // The README's screenshot is taken here.
+    let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    screenshot(&page, &shots.join("stress-test-report.png"), 2400).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_soak_report_shows_every_section_with_data_in_headless_chromium() {
+    let (_hub, server) = start_mock(MockConfig {
+        spawn_delay: Duration::from_millis(300),
+        stop_delay: Duration::from_millis(100),
+        ..fast()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("soak.json");
+    let out = against(
+        &server,
+        &[
+            "soak",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--target",
+            "4",
+            "--duration",
+            "17s",
+            "--on-exit",
+            "purge",
+            "--report-json",
+            report.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    let r = load(&report);
+    assert!(
+        r["series"]["samples"].as_array().unwrap().len() >= 3,
+        "{}",
+        r["series"]
+    );
+    let page = dir.path().join("soak.html");
+    render_html(&report, &page).await;
+    let (dom, _) = chromium_dom(&page).await;
+    assert_sections(
+        &dom,
+        &[
+            "servers-over-time",
+            "requests-over-time",
+            "completions",
+            "latency-by-percentile",
+            "cpu-over-time",
+            "memory-over-time",
+        ],
+    );
+    assert!(part(&dom, "summary").contains("hubsoak soak"));
+    let servers = part(&dom, "servers-over-time");
+    assert!(servers.contains("running"), "{servers}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -258,12 +591,13 @@ async fn a_cycles_report_gets_a_chart_of_latency_by_cycle_size() {
     assert_eq!(out.code, 0, "{}", out.all());
     let page = dir.path().join("cycles.html");
     render_html(&report, &page).await;
-    let html = std::fs::read_to_string(&page).unwrap();
-    assert!(html.contains(r#"data-charts="3""#), "three charts");
-    let (dom, log) = chromium_dom(&page).await;
-    assert!(dom.contains(r#"data-charts-drawn="3""#), "{dom}\n{log}");
-    assert!(html.contains("Spawn latency by cycle size"));
-    for users in ["2 users", "4 users", "6 users"] {
-        assert!(html.contains(users), "{users}");
+    let (dom, _) = chromium_dom(&page).await;
+    let cycles = part(&dom, "cycles");
+    assert!(cycles.contains("Spawn latency by cycle size"), "{cycles}");
+    assert!(has_drawn_line(cycles), "{cycles}");
+    // The x axis is the cycle's size: its labels run from 2 to 6 users.
+    let labels = texts(cycles);
+    for users in ["2", "6"] {
+        assert!(labels.iter().any(|l| l == users), "{users}: {labels:?}");
     }
 }

@@ -26,6 +26,21 @@ pub fn mock_hub(
         }),
         None,
     );
+    let given = [
+        cli.endpoint.is_some(),
+        cli.prefix.is_some(),
+        cli.shard.is_some(),
+        cli.shards.is_some(),
+        cli.dry_run,
+        cli.force,
+        cli.request_timeout.is_some(),
+        cli.ca_file.is_some(),
+    ];
+    for ((_, flag), given) in crate::cli::HUB_CLIENT_FLAGS.iter().zip(given) {
+        if given {
+            p.push(flag, "is for commands that talk to a hub; mock-hub is one");
+        }
+    }
     let token_value = flag_or_env(&cli.token, env, &["JUPYTERHUB_API_TOKEN"]);
     let token = p.take(
         read_token(token_value.as_deref(), cli.token_file.as_deref(), &FLAGS),

@@ -115,9 +115,8 @@ impl Settings {
                 let scope = oneshot::scope(&cli, env, &mut problems);
                 oneshot::purge(args, scope, &mut problems).map(CommandSettings::Purge)
             }
-            Command::Report(args) => {
-                report::report_job(&args.command, &mut problems).map(CommandSettings::Report)
-            }
+            Command::Report(args) => report::report_job(&args.command, cli.force, &mut problems)
+                .map(CommandSettings::Report),
             Command::MockHub(args) => {
                 mockhub::mock_hub(args, &cli, env, &mut problems).map(CommandSettings::MockHub)
             }

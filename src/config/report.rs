@@ -31,7 +31,11 @@ pub fn report_settings(
     }
 }
 
-pub fn report_job(cmd: &crate::cli::ReportCommand, p: &mut Problems) -> Option<ReportJob> {
+pub fn report_job(
+    cmd: &crate::cli::ReportCommand,
+    force: bool,
+    p: &mut Problems,
+) -> Option<ReportJob> {
     use crate::cli::ReportCommand;
     let input = |p: &mut Problems, key: &str, path: &PathBuf| {
         if !path.is_file() {
@@ -81,6 +85,7 @@ pub fn report_job(cmd: &crate::cli::ReportCommand, p: &mut Problems) -> Option<R
                 new: new.clone(),
                 tolerance,
                 thresholds,
+                force,
             }
         }
         ReportCommand::Html { report, output } => {

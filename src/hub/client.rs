@@ -314,7 +314,11 @@ impl HubClient {
                 tracing::debug!(operation = %op, ms = elapsed.as_millis() as u64, error = %e, "request failed")
             }
         }
-        self.note_refusal(&result);
+        // The hub's own metrics need a scope hubsoak's work does not (`read:metrics`):
+        // a refusal there is no sign that the token stopped working.
+        if op != Operation::HubMetrics {
+            self.note_refusal(&result);
+        }
         self.inner
             .observer
             .on_request(op, elapsed, result.as_ref().err().map(HubError::reason));
@@ -368,6 +372,27 @@ impl HubClient {
             || self.request(Method::GET, url.clone()),
             |status, headers, body| match status {
                 s if s.is_success() => Ok(()),
+                _ => Err(status_error(op, status, headers, &body)),
+            },
+        )
+        .await
+    }
+
+    /// `GET /hub/metrics` with the token: the hub's Prometheus text. A hub that does not
+    /// let this token read it answers 403 (it needs `read:metrics`).
+    pub async fn hub_metrics(&self) -> Result<String, HubError> {
+        let op = Operation::HubMetrics;
+        let url = self
+            .inner
+            .api
+            .join("../metrics")
+            .unwrap_or_else(|_| self.inner.api.clone());
+        self.call(
+            op,
+            Idempotency::Once,
+            || self.request(Method::GET, url.clone()),
+            |status, headers, body| match status {
+                s if s.is_success() => Ok(String::from_utf8_lossy(&body).into_owned()),
                 _ => Err(status_error(op, status, headers, &body)),
             },
         )

@@ -30,10 +30,12 @@ pub enum Operation {
     Identity,
     /// The prefix lease (a group's properties).
     Lease,
+    /// `GET /hub/metrics`: the hub's own process figures, for the run report.
+    HubMetrics,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 12] = [
+    pub const ALL: [Operation; 13] = [
         Operation::CreateUsers,
         Operation::DeleteUser,
         Operation::StartServer,
@@ -46,6 +48,7 @@ impl Operation {
         Operation::Version,
         Operation::Identity,
         Operation::Lease,
+        Operation::HubMetrics,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -62,6 +65,7 @@ impl Operation {
             Operation::Version => "version",
             Operation::Identity => "identity",
             Operation::Lease => "lease",
+            Operation::HubMetrics => "hub_metrics",
         }
     }
 }

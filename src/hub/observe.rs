@@ -2,7 +2,10 @@
 //! knows no metric names; `metrics.rs` and the one-shot report implement this.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
+
+use hdrhistogram::Histogram;
 
 use super::error::{FailureReason, Operation};
 
@@ -48,13 +51,19 @@ impl Observer for NoopObserver {
 const OPS: usize = Operation::ALL.len();
 const REASONS: usize = FailureReason::ALL.len();
 
-/// Lock-free counts of requests, failures by reason and retries, per operation.
+/// Counts of requests, failures by reason and retries, per operation (lock-free), and
+/// each operation's latency (an HDR histogram at 2 significant digits, made on its
+/// first request).
 #[derive(Default)]
 pub struct RequestTally {
     requests: [AtomicU64; OPS],
     retries: [AtomicU64; OPS],
     failures: [[AtomicU64; REASONS]; OPS],
+    latency: [Mutex<Option<Histogram<u64>>>; OPS],
 }
+
+/// Microseconds, 1 µs to 1 h.
+const LATENCY_MAX_US: u64 = 3_600_000_000;
 
 fn op_index(op: Operation) -> usize {
     Operation::ALL.iter().position(|o| *o == op).unwrap_or(0)
@@ -79,12 +88,31 @@ impl RequestTally {
     pub fn failures(&self, op: Operation, reason: FailureReason) -> u64 {
         self.failures[op_index(op)][reason_index(reason)].load(Ordering::Relaxed)
     }
+
+    /// p50, p95 and p99 of `op`'s attempts, in seconds.
+    pub fn latency(&self, op: Operation) -> Option<[f64; 3]> {
+        let h = self.latency[op_index(op)]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let h = h.as_ref().filter(|h| !h.is_empty())?;
+        let q = |q: f64| h.value_at_quantile(q) as f64 / 1e6;
+        Some([q(0.50), q(0.95), q(0.99)])
+    }
 }
 
 impl Observer for RequestTally {
-    fn on_request(&self, op: Operation, _elapsed: Duration, failure: Option<FailureReason>) {
+    fn on_request(&self, op: Operation, elapsed: Duration, failure: Option<FailureReason>) {
         let i = op_index(op);
         self.requests[i].fetch_add(1, Ordering::Relaxed);
+        let mut h = self.latency[i].lock().unwrap_or_else(|e| e.into_inner());
+        if h.is_none() {
+            *h = Histogram::new_with_bounds(1, LATENCY_MAX_US, 2).ok();
+        }
+        if let Some(h) = h.as_mut() {
+            let us = (elapsed.as_micros() as u64).clamp(1, LATENCY_MAX_US);
+            h.saturating_record(us);
+        }
+        drop(h);
         if let Some(reason) = failure {
             self.failures[i][reason_index(reason)].fetch_add(1, Ordering::Relaxed);
         }

@@ -57,6 +57,7 @@ pub fn router(hub: MockHub) -> Router {
         )
         .merge(super::singleuser::routes())
         .merge(super::tokens::routes())
+        .merge(super::faults::routes())
         .fallback(|| async { api_error(StatusCode::NOT_FOUND, "Not Found") })
         .with_state(hub)
 }

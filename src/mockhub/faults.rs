@@ -1,6 +1,8 @@
 //! The simulated hub's front door: every request is counted, then the fault switches
 //! (added latency, dropped connections, 503s, a fixed answer, echoed credentials, cut
 //! JSON), then the scope check, then the API; every answer carries the hub's version.
+//! `GET`/`PUT /hubsoak/faults` (with the hub's token) reads and changes the faults of a
+//! running simulator, so a test or an operator can stage a regression live.
 
 use axum::body::Body;
 use axum::http::{header, HeaderValue, Method, Request, Response, StatusCode};
@@ -43,7 +45,9 @@ pub async fn handle_with_faults(
     }
     let faults = hub.faults();
     let path = req.uri().path();
+    // The ground truth and the fault switch itself are never faulted.
     let faultable = path != "/hub/metrics"
+        && !path.starts_with("/hubsoak/")
         && faults
             .only_paths_containing
             .as_deref()
@@ -159,4 +163,94 @@ pub fn with_version(hub: &MockHub, mut resp: Resp) -> Resp {
         resp.headers_mut().insert("x-jupyterhub-version", v);
     }
     resp
+}
+
+/// The faults a running simulator can be given over HTTP; unset fields keep their value.
+#[derive(Debug, Default, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultsPatch {
+    pub spawn_failure_rate: Option<f64>,
+    /// Seconds added to every spawn.
+    pub spawn_slowdown_s: Option<f64>,
+    pub server_error_rate: Option<f64>,
+    /// Seconds added before every answer.
+    pub added_latency_s: Option<f64>,
+}
+
+impl FaultsPatch {
+    fn of(f: &super::Faults) -> FaultsPatch {
+        FaultsPatch {
+            spawn_failure_rate: f.spawn_failure_rate,
+            spawn_slowdown_s: Some(f.spawn_slowdown.as_secs_f64()),
+            server_error_rate: Some(f.server_error_rate),
+            added_latency_s: Some(f.added_latency.as_secs_f64()),
+        }
+    }
+
+    /// `faults` with this patch applied, or why it cannot be.
+    fn apply(&self, mut faults: super::Faults) -> Result<super::Faults, String> {
+        let rate = |v: f64| {
+            (0.0..=1.0)
+                .contains(&v)
+                .then_some(v)
+                .ok_or("rates are between 0 and 1")
+        };
+        let secs = |v: f64| {
+            std::time::Duration::try_from_secs_f64(v).map_err(|_| "durations are seconds >= 0")
+        };
+        if let Some(v) = self.spawn_failure_rate {
+            faults.spawn_failure_rate = Some(rate(v)?);
+        }
+        if let Some(v) = self.spawn_slowdown_s {
+            faults.spawn_slowdown = secs(v)?;
+        }
+        if let Some(v) = self.server_error_rate {
+            faults.server_error_rate = rate(v)?;
+        }
+        if let Some(v) = self.added_latency_s {
+            faults.added_latency = secs(v)?;
+        }
+        Ok(faults)
+    }
+}
+
+pub fn routes() -> Router<MockHub> {
+    Router::new().route(
+        "/hubsoak/faults",
+        axum::routing::get(get_faults).put(put_faults),
+    )
+}
+
+async fn get_faults(
+    axum::extract::State(hub): axum::extract::State<MockHub>,
+    headers: axum::http::HeaderMap,
+) -> Resp {
+    super::tokens::authorized!(hub, headers);
+    super::http::json_response(
+        StatusCode::OK,
+        &serde_json::to_value(FaultsPatch::of(&hub.faults())).unwrap_or_default(),
+    )
+}
+
+async fn put_faults(
+    axum::extract::State(hub): axum::extract::State<MockHub>,
+    headers: axum::http::HeaderMap,
+    body: bytes::Bytes,
+) -> Resp {
+    super::tokens::authorized!(hub, headers);
+    let patch: FaultsPatch = match serde_json::from_slice(&body) {
+        Ok(p) => p,
+        Err(e) => return api_error(StatusCode::BAD_REQUEST, &format!("bad faults: {e}")),
+    };
+    match patch.apply(hub.faults()) {
+        Ok(faults) => {
+            tracing::info!(?patch, "faults changed");
+            hub.set_faults(faults);
+            super::http::json_response(
+                StatusCode::OK,
+                &serde_json::to_value(FaultsPatch::of(&hub.faults())).unwrap_or_default(),
+            )
+        }
+        Err(why) => api_error(StatusCode::BAD_REQUEST, &why),
+    }
 }

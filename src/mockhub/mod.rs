@@ -117,6 +117,10 @@ pub struct Faults {
     pub echo_credentials: Option<u16>,
     /// Answer with this status and error message (e.g. a long, localized one).
     pub answer: Option<(u16, String)>,
+    /// Added to every spawn's time (a slower cluster: image pulls, scheduling).
+    pub spawn_slowdown: Duration,
+    /// Replaces `--spawn-failure-rate` while set.
+    pub spawn_failure_rate: Option<f64>,
 }
 
 /// What the simulator saw, for tests.
@@ -319,7 +323,8 @@ impl MockHub {
         *self.inner.faults.write().unwrap_or_else(|e| e.into_inner()) = faults;
     }
 
-    fn faults(&self) -> Faults {
+    /// The faults now (changed live by tests, or over `PUT /hubsoak/faults`).
+    pub fn faults(&self) -> Faults {
         self.inner
             .faults
             .read()
@@ -436,7 +441,9 @@ impl MockHub {
     pub fn metrics_text(&self) -> String {
         let mut buf = Vec::new();
         let _ = TextEncoder::new().encode(&self.inner.truth.registry.gather(), &mut buf);
-        String::from_utf8_lossy(&buf).into_owned()
+        // A real hub's prometheus_client exports its process's CPU and memory; so does
+        // the simulator (its process is the one it runs in).
+        String::from_utf8_lossy(&buf).into_owned() + &crate::process::metrics_text()
     }
 
     /// Records a request in `jupyterhub_request_duration_seconds`, labelled by the
@@ -471,6 +478,8 @@ impl MockHub {
             .spawns_started
             .fetch_add(1, Ordering::Relaxed);
         let cfg = &self.inner.cfg;
+        let faults = self.faults();
+        let failure_rate = faults.spawn_failure_rate.unwrap_or(cfg.spawn_failure_rate);
         let (delay, fails) = {
             let mut rng = rand::thread_rng();
             let jitter = if cfg.spawn_jitter.is_zero() {
@@ -479,8 +488,8 @@ impl MockHub {
                 cfg.spawn_jitter.mul_f64(rng.gen_range(0.0..=1.0))
             };
             (
-                cfg.spawn_delay + jitter,
-                rng.gen_bool(cfg.spawn_failure_rate.clamp(0.0, 1.0)),
+                cfg.spawn_delay + faults.spawn_slowdown + jitter,
+                rng.gen_bool(failure_rate.clamp(0.0, 1.0)),
             )
         };
         let hub = self.clone();

@@ -55,18 +55,25 @@ pub async fn run(
 
     if s.scope.dry_run {
         print_plan(&[
-            format!("use {} of our existing users and create {} more", users.len(), to_create.len()),
             format!(
-                "post activity {} times per user ({} posts), {} at a time, while pinging GET /users/{{first}} every {}",
-                s.rounds,
-                s.count * s.rounds,
+                "use {} of our existing users and create {} more",
+                users.len(),
+                to_create.len()
+            ),
+            format!(
+                "post activity {} per user ({}), {} at a time, while pinging GET /users/{{first}} every {}",
+                crate::out::count(s.rounds, "time"),
+                crate::out::count(s.count * s.rounds, "post"),
                 s.workers,
                 humantime::format_duration(s.ping_interval)
             ),
             if s.keep || to_create.is_empty() {
                 "leave the users in place".to_string()
             } else {
-                format!("then delete the {} users this run created", to_create.len())
+                format!(
+                    "then delete the {} this run created",
+                    crate::out::count(to_create.len() as u64, "user")
+                )
             },
         ]);
         return run.finish(&s.report).await;

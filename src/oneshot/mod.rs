@@ -9,12 +9,10 @@ pub mod settings;
 pub mod simulate;
 pub mod stress;
 
-use std::io::IsTerminal;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::{
@@ -22,7 +20,11 @@ use crate::hub::{
     RequestTally, SpawnWaitError, StopWaitError, User,
 };
 use crate::names::OurName;
+use crate::report::sampler::ServerCounts;
 use crate::report::{Recorder, ReportMeta, RunReport};
+
+/// How often a one-shot run's series is sampled (it thins itself on long runs).
+const SAMPLE_STEP: Duration = Duration::from_secs(1);
 use settings::{ReportSettings, Scope, ServerChoice};
 
 /// How a spawn of a one-shot run ended.
@@ -34,6 +36,7 @@ pub enum Spawned {
     Failed,
 }
 
+pub use crate::out::progress_bar;
 pub use crate::report::Outcome;
 
 /// A run that could not get to its end.
@@ -80,6 +83,10 @@ pub struct Run {
     lease: Option<HeldLease>,
     /// WARN lines for failures, a count rather than a flood.
     voice: crate::voice::FailureLog,
+    /// Servers by state, for the report's series.
+    pub servers: Arc<ServerCounts>,
+    /// Stops the series' sampler.
+    sampling: CancellationToken,
 }
 
 impl Run {
@@ -112,11 +119,24 @@ impl Run {
             dry_run = scope.dry_run,
             "{command}"
         );
+        let recorder = Arc::new(Mutex::new(Recorder::default()));
+        let servers = Arc::new(ServerCounts::default());
+        let sampling = CancellationToken::new();
+        tokio::spawn(crate::report::sampler::sample(
+            recorder.clone(),
+            tally.clone(),
+            servers.reader(),
+            Some(client.clone()),
+            SAMPLE_STEP,
+            sampling.clone(),
+        ));
         Ok(Run {
             client,
             scope: scope.clone(),
             tally,
-            recorder: Arc::new(Mutex::new(Recorder::default())),
+            recorder,
+            servers,
+            sampling,
             cancel,
             meta: ReportMeta {
                 command: command.to_string(),
@@ -168,7 +188,11 @@ impl Run {
         subject: &dyn std::fmt::Display,
         detail: &dyn std::fmt::Display,
     ) {
-        self.record().failure(action, reason);
+        {
+            let mut record = self.record();
+            record.failure(action, reason);
+            record.error_message(action, reason, &subject.to_string(), &detail.to_string());
+        }
         self.voice.failed(action, reason, subject, detail);
     }
 
@@ -184,6 +208,7 @@ impl Run {
         settings: &ReportSettings,
     ) -> Result<(Outcome, RunReport), RunError> {
         self.voice.flush_all();
+        self.sampling.cancel();
         if let Some(held) = self.lease.take() {
             held.release().await;
         }
@@ -321,21 +346,6 @@ pub fn write_report(path: &std::path::Path, report: &RunReport) -> Result<(), Ru
     })
 }
 
-/// A progress bar on a terminal; nothing otherwise (runners log plain lines instead).
-pub fn progress_bar(len: u64, label: &'static str) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len);
-    if let Ok(style) =
-        ProgressStyle::with_template("{prefix:>8} [{bar:40}] {pos}/{len} {elapsed_precise} {msg}")
-    {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar.set_prefix(label);
-    bar
-}
-
 /// Prints a dry run's plan.
 pub fn print_plan(lines: &[String]) {
     crate::out::line(format_args!("dry run: nothing will be changed. Plan:"));
@@ -356,8 +366,14 @@ pub async fn stop_servers(
         return;
     }
     let bar = progress_bar(servers.len() as u64, "stop");
+    let c = &run.servers;
+    // All asked at once as far as the chart can tell: running → stopping → gone.
+    for _ in &servers {
+        c.moved(Some(&c.running), Some(&c.stopping));
+    }
     run.client
         .stop_all(servers, concurrency, stop_timeout, |name, result| {
+            c.moved(Some(&c.stopping), None);
             match result {
                 Ok(took) => run.record().success("stop", Some(took)),
                 Err(e) => run.failed("stop", stop_reason(&e), name, &e),
@@ -436,6 +452,23 @@ pub async fn create_users(run: &Run, names: &[OurName], batch: usize) -> Vec<Our
 
 /// Starts one server and waits for it; records the outcome.
 pub async fn spawn_server(
+    run: &Run,
+    name: &OurName,
+    server: &ServerChoice,
+    planned: Instant,
+    timeout: Duration,
+) -> Spawned {
+    let c = &run.servers;
+    c.moved(None, Some(&c.starting));
+    let spawned = spawn_attempt(run, name, server, planned, timeout).await;
+    match spawned {
+        Spawned::Ready | Spawned::Abandoned => c.moved(Some(&c.starting), Some(&c.running)),
+        Spawned::Failed => c.moved(Some(&c.starting), None),
+    }
+    spawned
+}
+
+async fn spawn_attempt(
     run: &Run,
     name: &OurName,
     server: &ServerChoice,

@@ -41,9 +41,9 @@ pub async fn run(
         let sample: Vec<&str> = ours.iter().take(5).map(|(n, _)| n.as_str()).collect();
         print_plan(&[
             format!(
-                "stop {} servers and delete {} users named {}* (e.g. {})",
-                servers.len(),
-                ours.len(),
+                "stop {} and delete {} named {}* (e.g. {})",
+                crate::out::count(servers.len() as u64, "server"),
+                crate::out::count(ours.len() as u64, "user"),
                 s.scope.prefix.stem(),
                 if sample.is_empty() {
                     "none".to_string()

@@ -76,8 +76,8 @@ pub async fn run(
         let h = |d: Duration| humantime::format_duration(d).to_string();
         print_plan(&[
             format!(
-                "create {} users, {} to {}",
-                names.len(),
+                "create {}, {} to {}",
+                crate::out::count(names.len() as u64, "user"),
                 names[0],
                 names[names.len() - 1]
             ),
@@ -110,7 +110,8 @@ pub async fn run(
 
     let t = Instant::now();
     let bar = super::progress_bar(created.len() as u64, "users");
-    futures::future::join_all(created.iter().map(|name| {
+    let steps = crate::out::progress_line("steps");
+    let all = futures::future::join_all(created.iter().map(|name| {
         let (run, journeys, bar) = (&run, &journeys, bar.clone());
         async move {
             let outcome = user_journey(run, s, journeys, name).await;
@@ -120,9 +121,19 @@ pub async fn run(
             }
             bar.inc(1);
         }
-    }))
-    .await;
+    }));
+    let counting = async {
+        loop {
+            steps.set_message(step_counts(&run, journeys.logs_in()));
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    };
+    tokio::select! {
+        _ = all => {}
+        _ = counting => {}
+    }
     bar.finish_and_clear();
+    steps.finish_and_clear();
     run.phase_done("journeys", t);
 
     if !s.keep {
@@ -131,6 +142,23 @@ pub async fn run(
         run.phase_done("delete", t);
     }
     run.finish(&s.report).await
+}
+
+/// The journeys so far, step by step: `spawn 8 · kernel_start 7 · execute 40 (2 failed) …`.
+fn step_counts(run: &Run, logs_in: bool) -> String {
+    let record = run.record();
+    Step::ALL
+        .iter()
+        .filter(|step| logs_in || **step != Step::Login)
+        .map(|step| {
+            let t = record.tally(step.as_str());
+            match t.failed() {
+                0 => format!("{} {}", step.as_str(), t.success),
+                n => format!("{} {} ({n} failed)", step.as_str(), t.success),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" · ")
 }
 
 fn uniform(min: Duration, max: Duration) -> Duration {
@@ -195,10 +223,13 @@ async fn user_journey(
     // Whatever happened, a server that may be running is stopped: no leak.
     if spawned != Spawned::Failed {
         let asked = Instant::now();
+        let c = &run.servers;
+        c.moved(Some(&c.running), Some(&c.stopping));
         let result = run
             .client
             .stop_and_wait(name, server, asked + s.stop_timeout)
             .await;
+        c.moved(Some(&c.stopping), None);
         match result {
             Ok(()) => run.record().success("stop", Some(asked.elapsed())),
             Err(e) => {

@@ -14,6 +14,7 @@ use super::{
 };
 use crate::hub::{CREATE_USERS, LEASE, LIST_USERS, READ_USERS, SERVERS};
 use crate::names::OurName;
+use crate::out::count;
 use crate::report::merge::merge;
 use crate::report::ThresholdResult;
 use crate::report::{fmt_secs, Latency, RunReport};
@@ -71,7 +72,12 @@ async fn run_cycles(
         .enumerate()
         .flat_map(|(i, r)| {
             r.thresholds.iter().map(move |t| ThresholdResult {
-                threshold: format!("cycle {} ({} users): {}", i + 1, s.cycles[i], t.threshold),
+                threshold: format!(
+                    "cycle {} ({}): {}",
+                    i + 1,
+                    count(s.cycles[i], "user"),
+                    t.threshold
+                ),
                 ..t.clone()
             })
         })
@@ -105,7 +111,8 @@ fn cycles_table(rounds: &[RunReport]) -> String {
             out,
             "{:<6} {:>6} {:>8} {:>7} {:>9} {:>9} {:>9} {:>9}  {}",
             i + 1,
-            r.parameters["count"],
+            // A JSON value ignores the column width: pad its text.
+            r.parameters["count"].to_string(),
             spawn.success,
             spawn.failed(),
             q(0.5),
@@ -161,13 +168,21 @@ async fn run_once(
 
     if s.scope.dry_run {
         print_plan(&[
-            format!("{} of our users exist already", existing.len()),
             format!(
-                "create {} users, {} to {}, in {} requests of at most {}",
-                names.len(),
+                "{} of ours {} already",
+                count(existing.len() as u64, "user"),
+                if existing.len() == 1 {
+                    "exists"
+                } else {
+                    "exist"
+                }
+            ),
+            format!(
+                "create {}, {} to {}, in {} of at most {}",
+                count(names.len() as u64, "user"),
                 names[0],
                 names[names.len() - 1],
-                batches,
+                count(batches as u64, "request"),
                 batch
             ),
             format!(

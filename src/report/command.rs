@@ -18,6 +18,8 @@ pub enum ReportJob {
         /// 0.1 = 10 %.
         tolerance: f64,
         thresholds: Vec<super::threshold::DeltaThreshold>,
+        /// Compare runs of different commands anyway.
+        force: bool,
     },
     Html {
         report: PathBuf,
@@ -30,6 +32,9 @@ pub enum ReportCommandError {
     /// A report that cannot be read or is not a hubsoak report: bad input (exit 2).
     #[error("{path}: {detail}")]
     Input { path: String, detail: String },
+    /// Reports of different commands: bad input (exit 2) unless forced.
+    #[error("{0}")]
+    Incomparable(String),
     #[error(transparent)]
     Merge(#[from] merge::MergeError),
     #[error("cannot write {path}: {source}")]
@@ -73,8 +78,8 @@ pub fn run(job: &ReportJob) -> Result<Outcome, ReportCommandError> {
             )?;
             crate::out::print(&merged.render());
             crate::out::line(format_args!(
-                "merged {} reports into {}",
-                read.len(),
+                "merged {} into {}",
+                crate::out::count(read.len() as u64, "report"),
                 output.display()
             ));
             Ok(Outcome::Clean)
@@ -84,8 +89,19 @@ pub fn run(job: &ReportJob) -> Result<Outcome, ReportCommandError> {
             new,
             tolerance,
             thresholds,
+            force,
         } => {
             let (b, n) = (read(base)?, read(new)?);
+            if let Some(why) = diff::incomparable(&b, &n).filter(|_| !force) {
+                return Err(ReportCommandError::Incomparable(why));
+            }
+            let changes = diff::parameter_changes(&b, &n);
+            if !changes.is_empty() {
+                crate::out::warning(format_args!(
+                    "the runs' parameters differ, so not every change is the hub's: {}",
+                    changes.join("; ")
+                ));
+            }
             let rows = diff::diff(&b, &n, *tolerance);
             crate::out::print(&diff::render(&b, &n, &rows, *tolerance));
             let results: Vec<_> = thresholds.iter().map(|t| t.check(&b, &n)).collect();

@@ -1,21 +1,38 @@
 //! `report diff BASE NEW`: what changed between two runs (say, before and after a hub
-//! upgrade): latency percentiles and failure ratios per action, side by side, with
-//! every change past the tolerance flagged as a regression.
+//! upgrade): latency percentiles and failure ratios per action, and per API operation
+//! the share of requests that failed (overall and by reason, throttling among them) and
+//! that were retried — side by side, with every change past the tolerance flagged as a
+//! regression. Runs of different commands are not comparable; runs with different
+//! parameters are, with a warning that names each difference.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::{fmt_secs, Latency, RunReport, Tally};
+use serde_json::Value;
+
+use super::{fmt_secs, Latency, RequestCounts, RunReport, Tally};
 
 /// Latency changes smaller than this are noise, whatever their ratio.
 const LATENCY_FLOOR_S: f64 = 0.001;
 /// Failure-ratio changes smaller than this are noise.
 const RATIO_FLOOR: f64 = 0.001;
 
+/// What a row compares: an action's outcome, or the requests of one API operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    Action,
+    Request,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct DiffRow {
+    pub section: Section,
+    /// The action (`spawn`) or the API operation (`start_server`).
     pub action: String,
-    /// `p50`, `p90`, `p95`, `p99`, `max` or `failure_ratio`.
-    pub stat: &'static str,
+    /// Actions: `p50`, `p90`, `p95`, `p99`, `max` or `failure_ratio`. Requests:
+    /// `failure_ratio`, `failed:REASON` (e.g. `failed:throttled`) or `retry_ratio`, each a
+    /// share of the requests sent.
+    pub stat: String,
     pub base: Option<f64>,
     pub new: Option<f64>,
     /// Worse by more than the tolerance.
@@ -68,8 +85,9 @@ pub fn diff(base: &RunReport, new: &RunReport, tolerance: f64) -> Vec<DiffRow> {
                 _ => false,
             };
             rows.push(DiffRow {
+                section: Section::Action,
                 action: action.clone(),
-                stat,
+                stat: stat.to_string(),
                 base: bv,
                 new: nv,
                 regression,
@@ -84,20 +102,135 @@ pub fn diff(base: &RunReport, new: &RunReport, tolerance: f64) -> Vec<DiffRow> {
             base.outcomes.get(action).and_then(failure_ratio),
             new.outcomes.get(action).and_then(failure_ratio),
         );
-        let regression = match (bv, nv) {
-            (Some(bv), Some(nv)) => nv > bv * (1.0 + tolerance) && nv - bv > RATIO_FLOOR,
-            (None, Some(nv)) => nv > RATIO_FLOOR,
-            _ => false,
+        rows.push(ratio_row(
+            Section::Action,
+            action,
+            "failure_ratio",
+            (bv, nv),
+            tolerance,
+        ));
+    }
+    rows.extend(request_rows(base, new, tolerance));
+    rows
+}
+
+/// A share that is worse when it grows.
+fn ratio_row(
+    section: Section,
+    action: &str,
+    stat: &str,
+    (base, new): (Option<f64>, Option<f64>),
+    tolerance: f64,
+) -> DiffRow {
+    let regression = match (base, new) {
+        (Some(b), Some(n)) => n > b * (1.0 + tolerance) && n - b > RATIO_FLOOR,
+        (None, Some(n)) => n > RATIO_FLOOR,
+        _ => false,
+    };
+    DiffRow {
+        section,
+        action: action.to_string(),
+        stat: stat.to_string(),
+        base,
+        new,
+        regression,
+    }
+}
+
+/// Per API operation: failed, failed by each reason, and retried, as shares of the
+/// requests sent (each run sends a different number, so counts would not compare).
+fn request_rows(base: &RunReport, new: &RunReport, tolerance: f64) -> Vec<DiffRow> {
+    let mut ops: Vec<&String> = base.requests.keys().chain(new.requests.keys()).collect();
+    ops.sort();
+    ops.dedup();
+    let mut rows = Vec::new();
+    for op in ops {
+        let (b, n) = (base.requests.get(op), new.requests.get(op));
+        let share = |c: Option<&RequestCounts>, part: &dyn Fn(&RequestCounts) -> u64| {
+            c.filter(|c| c.total > 0)
+                .map(|c| part(c) as f64 / c.total as f64)
         };
-        rows.push(DiffRow {
-            action: action.clone(),
-            stat: "failure_ratio",
-            base: bv,
-            new: nv,
-            regression,
-        });
+        let pair = |part: &dyn Fn(&RequestCounts) -> u64| (share(b, part), share(n, part));
+        rows.push(ratio_row(
+            Section::Request,
+            op,
+            "failure_ratio",
+            pair(&|c| c.failures.values().sum()),
+            tolerance,
+        ));
+        let mut reasons: Vec<&String> = b
+            .iter()
+            .chain(n.iter())
+            .flat_map(|c| c.failures.keys())
+            .collect();
+        reasons.sort();
+        reasons.dedup();
+        for reason in reasons {
+            rows.push(ratio_row(
+                Section::Request,
+                op,
+                &format!("failed:{reason}"),
+                pair(&|c| c.failures.get(reason).copied().unwrap_or(0)),
+                tolerance,
+            ));
+        }
+        rows.push(ratio_row(
+            Section::Request,
+            op,
+            "retry_ratio",
+            pair(&|c| c.retries),
+            tolerance,
+        ));
     }
     rows
+}
+
+/// Why two reports cannot be compared: they are of different commands.
+pub fn incomparable(base: &RunReport, new: &RunReport) -> Option<String> {
+    (base.command != new.command).then(|| {
+        format!(
+            "BASE is a {} report and NEW a {} report: their figures do not compare \
+             (pass --force to compare them anyway)",
+            base.command, new.command
+        )
+    })
+}
+
+/// Each parameter that differs between the runs, as `key: base -> new`.
+pub fn parameter_changes(base: &RunReport, new: &RunReport) -> Vec<String> {
+    let (b, n) = (flatten(&base.parameters), flatten(&new.parameters));
+    let mut keys: Vec<&String> = b.keys().chain(n.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let show = |v: Option<&String>| v.cloned().unwrap_or_else(|| "(unset)".into());
+    keys.into_iter()
+        .filter(|k| b.get(*k) != n.get(*k))
+        .map(|k| format!("{k}: {} -> {}", show(b.get(k)), show(n.get(k))))
+        .collect()
+}
+
+/// `{"a": {"b": 1}}` as `a.b = 1`.
+fn flatten(v: &Value) -> BTreeMap<String, String> {
+    fn walk(prefix: &str, v: &Value, out: &mut BTreeMap<String, String>) {
+        match v {
+            Value::Object(m) => {
+                for (k, v) in m {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&key, v, out);
+                }
+            }
+            other => {
+                out.insert(prefix.to_string(), other.to_string());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk("", v, &mut out);
+    out
 }
 
 /// The table.
@@ -113,38 +246,51 @@ pub fn render(base: &RunReport, new: &RunReport, rows: &[DiffRow], tolerance: f6
         new.hub_version.as_deref().unwrap_or("unknown"),
         new.started_at.format("%Y-%m-%d %H:%M"),
     );
-    let _ = writeln!(out);
-    let _ = writeln!(
-        out,
-        "{:<14} {:<14} {:>10} {:>10} {:>9}",
-        "action", "figure", "base", "new", "change"
-    );
     let show = |stat: &str, v: Option<f64>| match v {
         None => "-".to_string(),
-        Some(v) if stat == "failure_ratio" => format!("{:.2}%", v * 100.0),
+        Some(v) if stat.contains("ratio") || stat.starts_with("failed:") => {
+            format!("{:.2}%", v * 100.0)
+        }
         Some(v) => fmt_secs(v),
     };
-    for r in rows {
-        let change = match r.change_pct() {
-            Some(c) => format!("{c:+.1}%"),
-            None => "".to_string(),
-        };
+    for (section, title) in [(Section::Action, "action"), (Section::Request, "request")] {
+        let rows: Vec<&DiffRow> = rows.iter().filter(|r| r.section == section).collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out);
         let _ = writeln!(
             out,
-            "{:<14} {:<14} {:>10} {:>10} {:>9}{}",
-            r.action,
-            r.stat,
-            show(r.stat, r.base),
-            show(r.stat, r.new),
-            change,
-            if r.regression { "  REGRESSION" } else { "" }
+            "{:<14} {:<22} {:>10} {:>10} {:>9}",
+            title, "figure", "base", "new", "change"
         );
+        for r in rows {
+            let change = match r.change_pct() {
+                Some(c) => format!("{c:+.1}%"),
+                None => "".to_string(),
+            };
+            let _ = writeln!(
+                out,
+                "{:<14} {:<22} {:>10} {:>10} {:>9}{}",
+                r.action,
+                r.stat,
+                show(&r.stat, r.base),
+                show(&r.stat, r.new),
+                change,
+                if r.regression { "  REGRESSION" } else { "" }
+            );
+        }
     }
     let regressions = rows.iter().filter(|r| r.regression).count();
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "{regressions} regression(s) beyond {:.0}% tolerance",
+        "{regressions} {} beyond {:.0}% tolerance",
+        if regressions == 1 {
+            "regression"
+        } else {
+            "regressions"
+        },
         tolerance * 100.0
     );
     out
@@ -178,7 +324,7 @@ mod tests {
         let flagged: Vec<_> = rows
             .iter()
             .filter(|r| r.regression)
-            .map(|r| (r.action.as_str(), r.stat))
+            .map(|r| (r.action.as_str(), r.stat.as_str()))
             .collect();
         assert!(flagged.contains(&("spawn", "p95")), "{flagged:?}");
         assert!(flagged.contains(&("spawn", "failure_ratio")), "{flagged:?}");

@@ -104,6 +104,36 @@ pub fn merge(reports: &[RunReport]) -> Result<RunReport, MergeError> {
         timeline.absorb(&r.timeline, offset);
     }
     let failed = outcomes.values().any(|t| t.failed() > 0);
+    let parts: Vec<(f64, &super::series::Series)> = reports
+        .iter()
+        .map(|r| {
+            let offset = (r.started_at - started_at).num_milliseconds().max(0) as f64 / 1e3;
+            (offset, &r.series)
+        })
+        .collect();
+    let series = super::series::combine(&parts);
+    let mut errors: Vec<super::ErrorGroup> = Vec::new();
+    for g in reports.iter().flat_map(|r| &r.errors) {
+        match errors
+            .iter_mut()
+            .find(|e| e.action == g.action && e.reason == g.reason)
+        {
+            None => errors.push(g.clone()),
+            Some(e) => {
+                e.count += g.count;
+                e.other_messages += g.other_messages;
+                for (m, n) in &g.messages {
+                    if let Some(mine) = e.messages.iter_mut().find(|(x, _)| x == m) {
+                        mine.1 += n;
+                    } else if e.messages.len() < super::MESSAGES_PER_GROUP {
+                        e.messages.push((m.clone(), *n));
+                    } else {
+                        e.other_messages += n;
+                    }
+                }
+            }
+        }
+    }
     Ok(RunReport {
         schema: REPORT_SCHEMA.to_string(),
         hubsoak_version: joined(reports.iter().map(|r| r.hubsoak_version.as_str())),
@@ -135,6 +165,8 @@ pub fn merge(reports: &[RunReport]) -> Result<RunReport, MergeError> {
         // or a new run.
         thresholds: Vec::new(),
         cycles: Vec::new(),
+        series,
+        errors,
     })
 }
 

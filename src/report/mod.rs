@@ -8,6 +8,8 @@ pub mod command;
 pub mod diff;
 pub mod html;
 pub mod merge;
+pub mod sampler;
+pub mod series;
 pub mod threshold;
 
 use std::collections::BTreeMap;
@@ -138,7 +140,29 @@ pub struct RequestCounts {
     pub total: u64,
     pub retries: u64,
     pub failures: BTreeMap<String, u64>,
+    /// p50, p95 and p99 of the attempts, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_s: Option<[f64; 3]>,
 }
+
+/// The failures of one action for one reason, with the first distinct messages (user
+/// names replaced by `USER`, so one cause reads as one message).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ErrorGroup {
+    pub action: String,
+    pub reason: String,
+    pub count: u64,
+    /// Up to `MESSAGES_PER_GROUP` distinct messages, each with how often it came.
+    pub messages: Vec<(String, u64)>,
+    /// Occurrences whose message was not kept (past the cap).
+    #[serde(default)]
+    pub other_messages: u64,
+}
+
+/// Distinct messages kept per (action, reason).
+pub const MESSAGES_PER_GROUP: usize = 5;
+/// Messages are cut to this many bytes.
+const MESSAGE_MAX: usize = 300;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PhaseTime {
@@ -179,6 +203,12 @@ pub struct RunReport {
     /// `stress-test --cycles`: each round's own report (this one is their merge).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cycles: Vec<RunReport>,
+    /// The run over time, for the report's charts (bounded).
+    #[serde(default)]
+    pub series: series::Series,
+    /// Failures grouped by action and reason, with their messages.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<ErrorGroup>,
 }
 
 /// Most buckets a timeline series keeps; past that, buckets are merged in pairs.
@@ -252,6 +282,10 @@ pub struct Recorder {
     started: Instant,
     outcomes: BTreeMap<&'static str, Tally>,
     latency: BTreeMap<&'static str, Latency>,
+    /// Latency since the last sample of the series (coarser: 2 significant digits).
+    interval: BTreeMap<&'static str, Histogram<u64>>,
+    series: series::Series,
+    errors: BTreeMap<(&'static str, &'static str), ErrorGroup>,
     phases: Vec<PhaseTime>,
     timeline: Timeline,
 }
@@ -262,6 +296,9 @@ impl Default for Recorder {
             started: Instant::now(),
             outcomes: BTreeMap::new(),
             latency: BTreeMap::new(),
+            interval: BTreeMap::new(),
+            series: series::Series::default(),
+            errors: BTreeMap::new(),
             phases: Vec::new(),
             timeline: Timeline::default(),
         }
@@ -279,7 +316,67 @@ impl Recorder {
         let at = self.started.elapsed().as_secs();
         self.timeline.add(action, at, true, 1);
         if let Some(d) = latency {
-            self.latency.entry(action).or_default().record(d);
+            self.latency(action, d);
+        }
+    }
+
+    /// The interval's percentiles per action, starting the next interval.
+    pub fn take_interval(&mut self) -> BTreeMap<String, series::Percentiles> {
+        let mut out = BTreeMap::new();
+        for (action, h) in self.interval.iter_mut().filter(|(_, h)| !h.is_empty()) {
+            let q = |q: f64| h.value_at_quantile(q) as f64 / 1e6;
+            out.insert(
+                action.to_string(),
+                series::Percentiles {
+                    count: h.len(),
+                    p50_s: q(0.50),
+                    p95_s: q(0.95),
+                    p99_s: q(0.99),
+                },
+            );
+            h.reset();
+        }
+        out
+    }
+
+    pub fn push_sample(&mut self, sample: series::Sample) {
+        self.series.push(sample);
+    }
+
+    /// Sets how often the series is sampled (before the first sample).
+    pub fn series_step(&mut self, step: Duration) {
+        self.series = series::Series::new(step.as_secs_f64());
+    }
+
+    /// Keeps `message` under its (action, reason), unless the group has its share.
+    pub fn error_message(
+        &mut self,
+        action: &'static str,
+        reason: &'static str,
+        user: &str,
+        message: &str,
+    ) {
+        let group = self
+            .errors
+            .entry((action, reason))
+            .or_insert_with(|| ErrorGroup {
+                action: action.to_string(),
+                reason: reason.to_string(),
+                ..ErrorGroup::default()
+            });
+        group.count += 1;
+        let text = if user.is_empty() {
+            message.to_string()
+        } else {
+            message.replace(user, "USER")
+        };
+        let text = crate::hub::cut(&crate::hub::redact(&text), MESSAGE_MAX).into_owned();
+        if let Some(m) = group.messages.iter_mut().find(|(m, _)| *m == text) {
+            m.1 += 1;
+        } else if group.messages.len() < MESSAGES_PER_GROUP {
+            group.messages.push((text, 1));
+        } else {
+            group.other_messages += 1;
         }
     }
 
@@ -298,6 +395,13 @@ impl Recorder {
     /// A latency of an action whether or not it succeeded (e.g. activity posts).
     pub fn latency(&mut self, action: &'static str, d: Duration) {
         self.latency.entry(action).or_default().record(d);
+        let us = (d.as_micros() as u64).clamp(1, HDR_MAX_US);
+        if let Some(h) = self.interval.get_mut(action) {
+            h.saturating_record(us);
+        } else if let Ok(mut h) = Histogram::new_with_bounds(1, HDR_MAX_US, 2) {
+            h.saturating_record(us);
+            self.interval.insert(action, h);
+        }
     }
 
     pub fn phase(&mut self, name: &str, took: Duration) {
@@ -336,6 +440,7 @@ impl Recorder {
                     total,
                     retries: requests.retries(op),
                     failures,
+                    latency_s: requests.latency(op),
                 },
             );
         }
@@ -367,11 +472,38 @@ impl Recorder {
             failed: self.any_failure(),
             thresholds: Vec::new(),
             cycles: Vec::new(),
+            series: self.series.clone(),
+            errors: self.errors.values().cloned().collect(),
         }
     }
 }
 
 /// A plain `ReportMeta` for unit tests.
+/// What a threshold's value and limit measure.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unit {
+    Seconds,
+    /// A share, 0 to 1.
+    Ratio,
+    /// A relative change in percent (`report diff`).
+    Percent,
+    #[default]
+    Count,
+}
+
+impl Unit {
+    /// `v` as people read it: `2.01s`, `1.50%`, `+12.0%`, `42`.
+    pub fn show(self, v: f64) -> String {
+        match self {
+            Unit::Seconds => fmt_secs(v),
+            Unit::Ratio => format!("{:.2}%", v * 100.0),
+            Unit::Percent => format!("{v:+.1}%"),
+            Unit::Count => trim(v),
+        }
+    }
+}
+
 /// How a threshold fared; part of the JSON report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ThresholdResult {
@@ -379,13 +511,23 @@ pub struct ThresholdResult {
     /// `None`: the report has no data for the metric.
     pub value: Option<f64>,
     pub passed: bool,
+    /// The limit, in `unit`s.
+    #[serde(default)]
+    pub limit: Option<f64>,
+    #[serde(default)]
+    pub unit: Unit,
 }
 
 impl fmt::Display for ThresholdResult {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let verdict = if self.passed { "ok" } else { "MISSED" };
         match self.value {
-            Some(v) => write!(f, "{} {verdict} (value {})", self.threshold, trim(v)),
+            Some(v) => write!(
+                f,
+                "{} {verdict} (value {})",
+                self.threshold,
+                self.unit.show(v)
+            ),
             None => write!(f, "{} {verdict} (no data)", self.threshold),
         }
     }
@@ -395,6 +537,16 @@ fn trim(v: f64) -> String {
     let s = format!("{v:.6}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
     s.to_string()
+}
+
+#[cfg(test)]
+#[test]
+fn latencies_print_to_the_microsecond() {
+    assert_eq!(fmt_secs(0.000_85), "850µs");
+    assert_eq!(fmt_secs(0.004_2), "4.2ms");
+    assert_eq!(fmt_secs(0.012), "12ms");
+    assert_eq!(fmt_secs(2.014), "2.01s");
+    assert_eq!(fmt_secs(0.0), "0s");
 }
 
 #[cfg(test)]
@@ -431,8 +583,16 @@ fn by_reason(failures: &BTreeMap<String, u64>) -> String {
         .join(" ")
 }
 
+/// A latency for people, to the precision its size deserves: `850µs`, `4.2ms`, `12ms`,
+/// `2.01s` (never a sub-millisecond time as `0ms`).
 pub(crate) fn fmt_secs(s: f64) -> String {
-    if s < 1.0 {
+    if s == 0.0 {
+        "0s".to_string()
+    } else if s < 0.001 {
+        format!("{:.0}µs", s * 1e6)
+    } else if s < 0.01 {
+        format!("{:.1}ms", s * 1000.0)
+    } else if s < 1.0 {
         format!("{:.0}ms", s * 1000.0)
     } else {
         format!("{s:.2}s")

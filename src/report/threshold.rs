@@ -15,7 +15,7 @@
 
 use std::str::FromStr;
 
-use super::{Latency, RunReport, Tally, ThresholdResult};
+use super::{Latency, RunReport, Tally, ThresholdResult, Unit};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
@@ -65,6 +65,17 @@ pub struct Threshold {
 }
 
 impl Metric {
+    fn unit(&self) -> Unit {
+        match self {
+            Metric::Latency {
+                stat: Stat::Count, ..
+            } => Unit::Count,
+            Metric::Latency { .. } => Unit::Seconds,
+            Metric::FailureRatio(_) | Metric::RequestFailureRatio => Unit::Ratio,
+            Metric::Failures(_) | Metric::Ok(_) => Unit::Count,
+        }
+    }
+
     fn action(&self) -> Option<&str> {
         match self {
             Metric::Latency { action, .. } => Some(action),
@@ -279,6 +290,8 @@ impl Threshold {
             threshold: self.expr.clone(),
             value,
             passed: value.is_some_and(|v| self.op.holds(v, self.limit)),
+            limit: Some(self.limit),
+            unit: self.metric.unit(),
         }
     }
 }
@@ -361,6 +374,12 @@ impl DeltaThreshold {
             threshold: self.expr.clone(),
             value,
             passed: value.is_some_and(|v| self.op.holds(v, self.limit)),
+            limit: Some(self.limit),
+            unit: if self.relative {
+                Unit::Percent
+            } else {
+                self.metric.unit()
+            },
         }
     }
 }

@@ -118,6 +118,8 @@ pub async fn run(
             stop.cancel();
         });
     }
+    let sampling = CancellationToken::new();
+    let sampler = tokio::spawn(record.sample(client.clone(), sampling.clone()));
     let probe_user = Arc::new(Mutex::new(None));
     let probes = tokio::spawn(probes::run(
         client.clone(),
@@ -175,6 +177,8 @@ pub async fn run(
         SoakEnd::Unable
     };
     gate.release().await;
+    sampling.cancel();
+    let _ = sampler.await;
     let unable = (end == SoakEnd::Unable).then(|| match gate.problem() {
         Some(p) => format!("{}: {p}", p.kind()),
         None => "it never got to work".to_string(),

@@ -8,7 +8,11 @@ use std::fmt::Display;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::hub::RequestTally;
+use crate::hub::{HubClient, RequestTally};
+use tokio_util::sync::CancellationToken;
+
+/// How often the soak's series (the report's charts) is sampled; it thins itself.
+const SAMPLE_STEP: Duration = Duration::from_secs(5);
 use crate::journey::{JourneyError, Step, StepSink};
 use crate::metrics::{Action, Metrics, Probe, Status};
 use crate::report::{fmt_secs, Latency, Recorder, ReportMeta, RunReport};
@@ -63,7 +67,7 @@ pub struct Census {
 pub struct SoakRecord {
     metrics: Metrics,
     journeys: bool,
-    run: Mutex<Recorder>,
+    run: Arc<Mutex<Recorder>>,
     interval: Mutex<Interval>,
     voice: FailureLog,
     /// Every request the client sent, for the report's request table.
@@ -77,13 +81,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl SoakRecord {
     pub fn new(metrics: Metrics, journeys: bool) -> Arc<Self> {
         let mut run = Recorder::default();
+        run.series_step(SAMPLE_STEP);
         for action in ["spawn", "stop", "activity", "ping"] {
             run.expect(action);
         }
         Arc::new(SoakRecord {
             metrics,
             journeys,
-            run: Mutex::new(run),
+            run: Arc::new(Mutex::new(run)),
             interval: Mutex::default(),
             voice: FailureLog::default(),
             tally: Arc::new(RequestTally::default()),
@@ -94,6 +99,23 @@ impl SoakRecord {
         &self.metrics
     }
 
+    /// Samples the run's series (the report's charts) every `SAMPLE_STEP` until `stop`.
+    pub fn sample(
+        &self,
+        client: HubClient,
+        stop: CancellationToken,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let metrics = self.metrics.clone();
+        crate::report::sampler::sample(
+            self.run.clone(),
+            self.tally.clone(),
+            Box::new(move || metrics.servers_now()),
+            Some(client),
+            SAMPLE_STEP,
+            stop,
+        )
+    }
+
     fn failure(
         &self,
         action: &'static str,
@@ -101,7 +123,11 @@ impl SoakRecord {
         subject: &dyn Display,
         detail: &dyn Display,
     ) {
-        lock(&self.run).failure(action, reason);
+        {
+            let mut run = lock(&self.run);
+            run.failure(action, reason);
+            run.error_message(action, reason, &subject.to_string(), &detail.to_string());
+        }
         *lock(&self.interval)
             .failures
             .entry((action, reason))

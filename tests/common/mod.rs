@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod contract;
+pub mod prometheus;
 pub mod realhub;
 pub mod soak;
 

@@ -62,10 +62,11 @@ async fn stress_report_ending(
     path
 }
 
-/// The page's DOM after headless Chromium loaded it and ran its script, and Chromium's log.
-async fn chromium_dom(page: &Path) -> (String, String) {
+/// Headless Chromium on a local `page` with `args` (its own profile, no network of its
+/// own); its output, after it finished.
+async fn chromium(page: &Path, args: &[String]) -> std::process::Output {
     let profile = tempfile::tempdir().unwrap();
-    let chromium = tokio::process::Command::new("chromium")
+    let run = tokio::process::Command::new("chromium")
         .args([
             "--headless",
             "--no-sandbox",
@@ -75,22 +76,31 @@ async fn chromium_dom(page: &Path) -> (String, String) {
             "--disable-background-networking",
             "--disable-component-update",
             "--disable-sync",
-            "--enable-logging=stderr",
-            "--v=0",
         ])
+        .args(args)
         .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg("--dump-dom")
         .arg(format!("file://{}", page.display()))
         .kill_on_drop(true)
         .output();
-    let done = tokio::time::timeout(Duration::from_secs(60), chromium)
+    let done = tokio::time::timeout(Duration::from_secs(60), run)
         .await
         .expect("chromium finished within 60 s")
         .expect("chromium runs (tests/run-all.sh installs it)");
-    let dom = String::from_utf8_lossy(&done.stdout).into_owned();
-    let log = String::from_utf8_lossy(&done.stderr).into_owned();
-    assert!(done.status.success(), "{log}");
-    (dom, log)
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    done
+}
+
+/// The page's DOM after headless Chromium loaded it, and Chromium's log.
+async fn chromium_dom(page: &Path) -> (String, String) {
+    let done = chromium(page, &["--dump-dom".into()]).await;
+    (
+        String::from_utf8_lossy(&done.stdout).into_owned(),
+        String::from_utf8_lossy(&done.stderr).into_owned(),
+    )
 }
 
 /// `hubsoak report html REPORT -o PAGE`, which must succeed.
@@ -387,30 +397,15 @@ fn has_drawn_line(figure: &str) -> bool {
 
 /// A screenshot of `page` in headless Chromium, `height` pixels tall.
 async fn screenshot(page: &Path, png: &Path, height: u32) {
-    let profile = tempfile::tempdir().unwrap();
-    let shot = tokio::process::Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-        ])
-        .arg(format!("--window-size=1280,{height}"))
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("--screenshot={}", png.display()))
-        .arg(format!("file://{}", page.display()))
-        .kill_on_drop(true)
-        .output();
-    let done = tokio::time::timeout(Duration::from_secs(60), shot)
-        .await
-        .expect("chromium finished within 60 s")
-        .expect("chromium runs");
-    assert!(done.status.success());
+    chromium(
+        page,
+        &[
+            "--hide-scrollbars".into(),
+            format!("--window-size=1280,{height}"),
+            format!("--screenshot={}", png.display()),
+        ],
+    )
+    .await;
     assert!(std::fs::metadata(png).map(|m| m.len()).unwrap_or(0) > 10_000);
 }
 
@@ -512,7 +507,10 @@ async fn the_stress_test_report_shows_every_section_with_data_in_headless_chromi
     // The percentile axis stops where 24 spawns' samples do: no 99.99 % tick.
     let percentiles = texts(part(&dom, "latency-by-percentile"));
     assert!(percentiles.iter().any(|l| l == "90%"), "{percentiles:?}");
-    assert!(!percentiles.iter().any(|l| l.starts_with("99.9")), "{percentiles:?}");
+    assert!(
+        !percentiles.iter().any(|l| l.starts_with("99.9")),
+        "{percentiles:?}"
+    );
     // The README's screenshot is taken here.
     let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
     std::fs::create_dir_all(&shots).unwrap();

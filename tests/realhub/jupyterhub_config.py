@@ -43,6 +43,8 @@ c.JupyterHub.services = [
     {"name": "tests", "api_token": env["HUBSOAK_TEST_ADMIN_TOKEN"]},
     # The README's role without admin:groups: hubsoak must say that scope is missing.
     {"name": "no-groups", "api_token": env["HUBSOAK_TEST_TOKEN"] + "-no-groups"},
+    # The README's role plus read:metrics: the run report charts the hub's CPU and memory.
+    {"name": "with-metrics", "api_token": env["HUBSOAK_TEST_TOKEN"] + "-metrics"},
 ]
 c.JupyterHub.load_roles = [
     {
@@ -56,6 +58,12 @@ c.JupyterHub.load_roles = [
         "services": ["no-groups"],
         "scopes": ["admin:users", "servers", "list:users", "read:users", "users:activity",
                    "access:servers", "tokens"],
+    },
+    {
+        "name": "with-metrics",
+        "services": ["with-metrics"],
+        "scopes": ["admin:users", "servers", "list:users", "read:users", "users:activity",
+                   "admin:groups", "access:servers", "tokens", "read:metrics"],
     },
     {
         "name": "tests",

@@ -21,14 +21,16 @@ pub fn progress_bar(len: u64, label: &'static str) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::new(len);
+    // Drawn only through the bars' group, never on its own first (a stale copy).
+    let bar = BARS.add(ProgressBar::hidden());
+    bar.set_length(len);
     if let Ok(style) =
         ProgressStyle::with_template("{prefix:>12} [{bar:40}] {pos}/{len} {elapsed_precise} {msg}")
     {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_prefix(label);
-    BARS.add(bar)
+    bar
 }
 
 /// A line of text under the bars (no bar drawn), e.g. counts by step.
@@ -36,12 +38,12 @@ pub fn progress_line(label: &'static str) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let line = ProgressBar::new_spinner();
+    let line = BARS.add(ProgressBar::hidden());
     if let Ok(style) = ProgressStyle::with_template("{prefix:>12} {msg}") {
         line.set_style(style);
     }
     line.set_prefix(label);
-    BARS.add(line)
+    line
 }
 
 /// Runs `write` with the bars cleared, then redraws them.

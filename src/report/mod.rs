@@ -4,17 +4,21 @@
 //! table and written as versioned JSON; and how a run ended (`Outcome`, which main.rs
 //! maps to an exit code). `merge`, `diff` and `html` work on the JSON.
 
+pub mod charts;
 pub mod command;
 pub mod diff;
 pub mod html;
 pub mod merge;
 pub mod sampler;
 pub mod series;
+mod table;
 pub mod threshold;
+pub mod timeline;
+
+pub use timeline::{Timeline, TIMELINE_MAX_BUCKETS};
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -209,71 +213,6 @@ pub struct RunReport {
     /// Failures grouped by action and reason, with their messages.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<ErrorGroup>,
-}
-
-/// Most buckets a timeline series keeps; past that, buckets are merged in pairs.
-pub const TIMELINE_MAX_BUCKETS: usize = 1800;
-
-/// Completions by action over time: `series[action][i]` = `[ok, failed]` in the `i`-th
-/// bucket of `step_s` seconds from the run's start. Bounded: the step doubles (and
-/// buckets merge in pairs) whenever a series would pass `TIMELINE_MAX_BUCKETS`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Timeline {
-    pub step_s: u64,
-    pub series: BTreeMap<String, Vec<[u64; 2]>>,
-}
-
-impl Default for Timeline {
-    fn default() -> Self {
-        Timeline {
-            step_s: 1,
-            series: BTreeMap::new(),
-        }
-    }
-}
-
-impl Timeline {
-    /// Counts one completion `at_s` seconds after the start.
-    pub fn add(&mut self, action: &str, at_s: u64, ok: bool, n: u64) {
-        while at_s / self.step_s >= TIMELINE_MAX_BUCKETS as u64 {
-            self.coarsen();
-        }
-        let i = (at_s / self.step_s) as usize;
-        let series = self.series.entry(action.to_string()).or_default();
-        if series.len() <= i {
-            series.resize(i + 1, [0, 0]);
-        }
-        series[i][usize::from(!ok)] += n;
-    }
-
-    /// Doubles the step, merging buckets in pairs.
-    fn coarsen(&mut self) {
-        self.step_s *= 2;
-        for series in self.series.values_mut() {
-            *series = series
-                .chunks(2)
-                .map(|c| {
-                    let b = c.get(1).copied().unwrap_or([0, 0]);
-                    [c[0][0] + b[0], c[0][1] + b[1]]
-                })
-                .collect();
-        }
-    }
-
-    /// Adds `other`, whose start is `offset_s` seconds after this one's.
-    pub fn absorb(&mut self, other: &Timeline, offset_s: u64) {
-        for (action, series) in &other.series {
-            for (i, [ok, failed]) in series.iter().enumerate() {
-                let at = offset_s + i as u64 * other.step_s;
-                if *ok > 0 {
-                    self.add(action, at, true, *ok);
-                }
-                if *failed > 0 {
-                    self.add(action, at, false, *failed);
-                }
-            }
-        }
-    }
 }
 
 /// Collects a run's results as it goes; shared behind a mutex by concurrent tasks.
@@ -606,104 +545,6 @@ impl RunReport {
         std::fs::write(path, json)?;
         tracing::info!(path = %path.display(), "report written");
         Ok(())
-    }
-
-    /// The terminal table.
-    pub fn render(&self) -> String {
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "hubsoak {} against {} (JupyterHub {}), prefix {:?}{}",
-            self.command,
-            self.endpoint,
-            self.hub_version.as_deref().unwrap_or("unknown"),
-            self.prefix,
-            if self.dry_run { ", dry run" } else { "" }
-        );
-        let _ = writeln!(out);
-        let _ = writeln!(
-            out,
-            "{:<12} {:>8} {:>8}  failures by reason",
-            "action", "ok", "failed"
-        );
-        for (action, t) in &self.outcomes {
-            let _ = writeln!(
-                out,
-                "{:<12} {:>8} {:>8}  {}",
-                action,
-                t.success,
-                t.failed(),
-                by_reason(&t.failures)
-            );
-        }
-        if !self.latency.is_empty() {
-            let _ = writeln!(out);
-            let _ = writeln!(
-                out,
-                "{:<12} {:>8} {:>9} {:>9} {:>9} {:>9}",
-                "latency", "count", "p50", "p90", "p99", "max"
-            );
-            for (action, l) in &self.latency {
-                let _ = writeln!(
-                    out,
-                    "{:<12} {:>8} {:>9} {:>9} {:>9} {:>9}",
-                    action,
-                    l.count,
-                    fmt_secs(l.p50_s),
-                    fmt_secs(l.p90_s),
-                    fmt_secs(l.p99_s),
-                    fmt_secs(l.max_s)
-                );
-            }
-        }
-        if !self.requests.is_empty() {
-            let _ = writeln!(out);
-            let _ = writeln!(
-                out,
-                "{:<14} {:>8} {:>8}  failures by reason",
-                "request", "sent", "retried"
-            );
-            for (op, r) in &self.requests {
-                let _ = writeln!(
-                    out,
-                    "{:<14} {:>8} {:>8}  {}",
-                    op,
-                    r.total,
-                    r.retries,
-                    by_reason(&r.failures)
-                );
-            }
-        }
-        if !self.phases.is_empty() {
-            let _ = writeln!(out);
-            let phases = self
-                .phases
-                .iter()
-                .map(|p| format!("{} {}", p.name, fmt_secs(p.seconds)))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let _ = writeln!(out, "phases: {phases}");
-        }
-        for t in &self.thresholds {
-            let _ = writeln!(out, "threshold: {t}");
-        }
-        let unable = self
-            .unable
-            .as_ref()
-            .map(|why| format!("COULD NOT WORK ({why})"));
-        let result = if let Some(unable) = &unable {
-            unable.as_str()
-        } else if self.thresholds.iter().any(|t| !t.passed) {
-            "THRESHOLDS MISSED"
-        } else if self.failed && self.thresholds.is_empty() {
-            "FAILURES"
-        } else if self.failed {
-            "ok (thresholds met; some actions failed)"
-        } else {
-            "ok"
-        };
-        let _ = writeln!(out, "result: {result}");
-        out
     }
 }
 

@@ -433,6 +433,16 @@ pub struct MockHubArgs {
     /// A random extra 0..=JITTER per spawn
     #[arg(long, default_value = "0s")]
     pub spawn_jitter: String,
+    /// Added to each spawn for pulling the image (0s: the image is present); the
+    /// progress stream reports Pulling and Pulled as KubeSpawner does
+    #[arg(long, default_value = "0s", value_name = "DURATION")]
+    pub image_pull_delay: String,
+    /// Of the spawn delay, the pod's scheduling [default: a tenth]
+    #[arg(long, value_name = "DURATION")]
+    pub scheduling_delay: Option<String>,
+    /// Of the spawn delay, the container's start [default: a fifth]
+    #[arg(long, value_name = "DURATION")]
+    pub container_start_delay: Option<String>,
     /// Time from stop request to stopped
     #[arg(long, default_value = "0s")]
     pub stop_delay: String,

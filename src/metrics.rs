@@ -13,7 +13,7 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
-use crate::hub::{FailureReason, Observer, Operation, ProblemKind, SPAWN_BUCKETS};
+use crate::hub::{FailureReason, Observer, Operation, ProblemKind, SpawnPhase, SPAWN_BUCKETS};
 use crate::journey::Step;
 
 const STOP_BUCKETS: [f64; 9] = [0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0];
@@ -78,6 +78,7 @@ pub struct Metrics {
     population_target: IntGauge,
     servers: IntGaugeVec,
     spawn_duration: HistogramVec,
+    spawn_phase_duration: HistogramVec,
     stop_duration: HistogramVec,
     requests: IntCounterVec,
     request_failures: IntCounterVec,
@@ -149,6 +150,12 @@ impl Metrics {
                 "hubsoak_spawn_duration_seconds",
                 "From a spawn's planned time until the hub said ready, failed, or we gave up",
                 &["status"],
+                &SPAWN_BUCKETS,
+            ),
+            spawn_phase_duration: histogram(
+                "hubsoak_spawn_phase_duration_seconds",
+                "Where successful spawns' time went: queued, scheduling, image_pull, container_start, server_startup (they add up to the spawn)",
+                &["phase"],
                 &SPAWN_BUCKETS,
             ),
             stop_duration: histogram(
@@ -225,6 +232,9 @@ impl Metrics {
         for s in ServerState::ALL {
             m.servers.with_label_values(&[s.as_str()]);
         }
+        for p in SpawnPhase::ALL {
+            m.spawn_phase_duration.with_label_values(&[p.as_str()]);
+        }
         for s in Status::ALL {
             m.spawn_duration.with_label_values(&[s.as_str()]);
             m.stop_duration.with_label_values(&[s.as_str()]);
@@ -256,6 +266,7 @@ impl Metrics {
             Box::new(m.population_target.clone()),
             Box::new(m.servers.clone()),
             Box::new(m.spawn_duration.clone()),
+            Box::new(m.spawn_phase_duration.clone()),
             Box::new(m.stop_duration.clone()),
             Box::new(m.requests.clone()),
             Box::new(m.request_failures.clone()),
@@ -341,6 +352,13 @@ impl Metrics {
     pub fn spawn_finished(&self, status: Status, took: Duration) {
         self.spawn_duration
             .with_label_values(&[status.as_str()])
+            .observe(took.as_secs_f64());
+    }
+
+    /// One phase of a successful spawn took `took`.
+    pub fn spawn_phase(&self, phase: SpawnPhase, took: Duration) {
+        self.spawn_phase_duration
+            .with_label_values(&[phase.as_str()])
             .observe(took.as_secs_f64());
     }
 
@@ -460,6 +478,7 @@ mod tests {
             "hubsoak_population_target 0",
             "hubsoak_servers{state=\"failed\"} 0",
             "hubsoak_spawn_duration_seconds_count{status=\"timeout\"} 0",
+            "hubsoak_spawn_phase_duration_seconds_count{phase=\"image_pull\"} 0",
             "hubsoak_stop_duration_seconds_count{status=\"failure\"} 0",
             "hubsoak_requests_total{operation=\"progress\"} 0",
             "hubsoak_request_failures_total{operation=\"activity\",reason=\"throttled\"} 0",

@@ -57,6 +57,15 @@ pub fn mock_hub(
         version: args.hub_version.clone(),
         spawn_delay: d(p, "--spawn-delay", &args.spawn_delay),
         spawn_jitter: d(p, "--spawn-jitter", &args.spawn_jitter),
+        image_pull_delay: d(p, "--image-pull-delay", &args.image_pull_delay),
+        scheduling_delay: args
+            .scheduling_delay
+            .as_ref()
+            .map(|raw| d(p, "--scheduling-delay", raw)),
+        container_start_delay: args
+            .container_start_delay
+            .as_ref()
+            .map(|raw| d(p, "--container-start-delay", raw)),
         stop_delay: d(p, "--stop-delay", &args.stop_delay),
         spawn_failure_rate: p.take(
             parse_rate("--spawn-failure-rate", &args.spawn_failure_rate),

@@ -3,8 +3,9 @@
 //! how failures become `HubError`s in error.rs).
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -498,25 +499,51 @@ impl HubClient {
         server_name: &str,
         user_options: Option<&serde_json::Value>,
     ) -> Result<StartOutcome, HubError> {
+        self.start_server_at(name, server_name, user_options)
+            .await
+            .map(|(outcome, _)| outcome)
+    }
+
+    /// As [`start_server`](Self::start_server), with when the attempt that succeeded was
+    /// sent (after any throttled or failed ones): when the hub took the start.
+    pub async fn start_server_at(
+        &self,
+        name: &OurName,
+        server_name: &str,
+        user_options: Option<&serde_json::Value>,
+    ) -> Result<(StartOutcome, SystemTime), HubError> {
         let op = Operation::StartServer;
         let url = self.server_path(name.as_str(), server_name, &[]);
         let body = user_options
             .cloned()
             .unwrap_or_else(|| serde_json::json!({}));
-        self.call(
-            op,
-            Idempotency::Idempotent,
-            || self.request(Method::POST, url.clone()).json(&body),
-            |status, headers, body| match status {
-                StatusCode::CREATED => Ok(StartOutcome::Ready),
-                StatusCode::ACCEPTED => Ok(StartOutcome::Pending),
-                StatusCode::BAD_REQUEST if api_message(&body).contains("already running") => {
-                    Ok(StartOutcome::AlreadyRunning)
-                }
-                _ => Err(status_error(op, status, headers, &body)),
-            },
-        )
-        .await
+        // Each attempt builds its request just before sending it: the last build is the
+        // attempt that succeeded.
+        let sent_ns = AtomicU64::new(0);
+        let since_epoch = |t: SystemTime| {
+            t.duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64)
+        };
+        let outcome = self
+            .call(
+                op,
+                Idempotency::Idempotent,
+                || {
+                    sent_ns.store(since_epoch(SystemTime::now()), Ordering::Relaxed);
+                    self.request(Method::POST, url.clone()).json(&body)
+                },
+                |status, headers, body| match status {
+                    StatusCode::CREATED => Ok(StartOutcome::Ready),
+                    StatusCode::ACCEPTED => Ok(StartOutcome::Pending),
+                    StatusCode::BAD_REQUEST if api_message(&body).contains("already running") => {
+                        Ok(StartOutcome::AlreadyRunning)
+                    }
+                    _ => Err(status_error(op, status, headers, &body)),
+                },
+            )
+            .await?;
+        let sent = SystemTime::UNIX_EPOCH + Duration::from_nanos(sent_ns.load(Ordering::Relaxed));
+        Ok((outcome, sent))
     }
 
     /// `DELETE /users/{name}/server`: 204 stopped, 202 still stopping.

@@ -4,34 +4,67 @@
 //! of our users (stop every server, then delete) that purge, the one-shots' cleanup and
 //! the soak's `on_exit` share. Every wait is bounded by a deadline.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures::StreamExt;
 use serde_json::Value;
 
 use super::client::{HubClient, SpawnWaitError, StartOutcome, StopOutcome, StopWaitError};
 use super::error::HubError;
+use super::phases::{split, SeenEvent, SpawnPhase};
 use super::token::{cut, redact};
 use crate::names::OurName;
+
+/// Progress events kept per spawn.
+const MAX_EVENTS: usize = 200;
+
+/// What a spawn that became ready went through: when the hub took the start, when it
+/// was ready, and the progress events on the way.
+#[derive(Debug, Clone)]
+pub struct SpawnTrace {
+    pub accepted: SystemTime,
+    pub ready: SystemTime,
+    pub events: Vec<SeenEvent>,
+}
+
+impl SpawnTrace {
+    /// The spawn's phases, from its planned time; they add up to planned → ready.
+    pub fn phases(&self, planned: SystemTime) -> Vec<(SpawnPhase, Duration)> {
+        split(planned, self.accepted, self.ready, &self.events)
+    }
+}
+
+/// `planned` (a moment on the monotonic clock, in the past) on the wall clock.
+pub fn wall_time(planned: Instant) -> SystemTime {
+    SystemTime::now() - planned.elapsed()
+}
 
 impl HubClient {
     /// Starts `server_name` of `name` (with `options`) and waits until it is ready, by
     /// `deadline`. The one "start and wait" of hubsoak: the soak's and the one-shots'.
+    /// Tells what the progress stream said, for splitting the spawn into phases.
     pub async fn start_and_wait(
         &self,
         name: &OurName,
         server_name: &str,
         options: Option<&Value>,
         deadline: Instant,
-    ) -> Result<(), SpawnWaitError> {
+    ) -> Result<SpawnTrace, SpawnWaitError> {
         let asked = async {
-            match self.start_server(name, server_name, options).await? {
-                StartOutcome::Ready | StartOutcome::AlreadyRunning => Ok(()),
+            let (outcome, accepted) = self.start_server_at(name, server_name, options).await?;
+            let mut events = Vec::new();
+            match outcome {
+                StartOutcome::Ready | StartOutcome::AlreadyRunning => {}
                 StartOutcome::Pending => {
-                    self.wait_until_ready(name.as_str(), server_name, deadline)
-                        .await
+                    self.watch_until_ready(name.as_str(), server_name, deadline, &mut events)
+                        .await?
                 }
             }
+            Ok(SpawnTrace {
+                accepted,
+                ready: SystemTime::now(),
+                events,
+            })
         };
         match tokio::time::timeout_at(deadline.into(), asked).await {
             Ok(result) => result,
@@ -47,10 +80,35 @@ impl HubClient {
         server_name: &str,
         deadline: Instant,
     ) -> Result<(), SpawnWaitError> {
+        self.watch_until_ready(name, server_name, deadline, &mut Vec::new())
+            .await
+    }
+
+    /// As [`wait_until_ready`](Self::wait_until_ready), keeping each progress event as it
+    /// arrived in `seen`.
+    async fn watch_until_ready(
+        &self,
+        name: &str,
+        server_name: &str,
+        deadline: Instant,
+        seen: &mut Vec<SeenEvent>,
+    ) -> Result<(), SpawnWaitError> {
         let watch = async {
             match self.open_progress(name, server_name).await {
                 Ok(mut stream) => loop {
-                    match stream.next_event().await {
+                    let next = stream.next_event_raw().await.map(|e| {
+                        e.map(|(event, raw)| {
+                            // Bounded: a spawner that talks a lot is heard up to a point.
+                            if seen.len() < MAX_EVENTS {
+                                seen.push(SeenEvent {
+                                    arrived: SystemTime::now(),
+                                    raw,
+                                });
+                            }
+                            event
+                        })
+                    });
+                    match next {
                         Ok(Some(event)) if event.failed => {
                             let message = event.message.unwrap_or_else(|| "no message".into());
                             return Err(SpawnWaitError::Failed(

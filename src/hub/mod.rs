@@ -7,6 +7,7 @@ mod lease;
 mod lifecycle;
 mod models;
 mod observe;
+mod phases;
 mod progress;
 mod retry;
 mod settings;
@@ -28,8 +29,10 @@ pub use client::{
 };
 pub use error::{FailureReason, HubError, Operation};
 pub use lease::{group_name, Claim, Holder, Lease};
+pub use lifecycle::{wall_time, SpawnTrace};
 pub use models::{HubVersion, Pagination, ProgressEvent, Server, User, UserPage};
 pub use observe::{Both, NoopObserver, Observer, RequestTally};
+pub use phases::{SeenEvent, SpawnPhase};
 pub use progress::ProgressStream;
 pub use retry::{Idempotency, RetryPolicy};
 pub use settings::HubSettings;

@@ -72,6 +72,14 @@ pub struct ProgressStream {
 impl ProgressStream {
     /// The next event; `Ok(None)` when the hub closed the stream.
     pub async fn next_event(&mut self) -> Result<Option<ProgressEvent>, HubError> {
+        Ok(self.next_event_raw().await?.map(|(event, _)| event))
+    }
+
+    /// The next event, with its JSON as the hub sent it (a spawner's own fields, such
+    /// as KubeSpawner's `raw_event`, included).
+    pub async fn next_event_raw(
+        &mut self,
+    ) -> Result<Option<(ProgressEvent, serde_json::Value)>, HubError> {
         let op = Operation::Progress;
         loop {
             let next = tokio::time::timeout(self.idle_timeout, self.events.next())
@@ -91,12 +99,14 @@ impl ProgressStream {
                 // Keep-alives and comments carry no data.
                 Some(Ok(event)) if event.data.trim().is_empty() => continue,
                 Some(Ok(event)) => {
-                    return serde_json::from_str(&event.data).map(Some).map_err(|e| {
-                        HubError::InvalidResponse {
-                            op,
-                            detail: format!("progress event: {e}"),
-                        }
-                    })
+                    let invalid = |e: serde_json::Error| HubError::InvalidResponse {
+                        op,
+                        detail: format!("progress event: {e}"),
+                    };
+                    let raw: serde_json::Value =
+                        serde_json::from_str(&event.data).map_err(invalid)?;
+                    let typed = serde_json::from_value(raw.clone()).map_err(invalid)?;
+                    return Ok(Some((typed, raw)));
                 }
             }
         }

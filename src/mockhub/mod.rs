@@ -40,6 +40,13 @@ pub struct MockConfig {
     pub spawn_delay: Duration,
     /// A random extra 0..=jitter per spawn.
     pub spawn_jitter: Duration,
+    /// Added to a spawn for pulling the image (0: the image is present). The progress
+    /// stream reports the pull as KubeSpawner does (`Pulling`, `Pulled` events).
+    pub image_pull_delay: Duration,
+    /// The pod's scheduling, of the spawn's time (default a tenth).
+    pub scheduling_delay: Option<Duration>,
+    /// The container's start after the pull (default a fifth of the spawn's time).
+    pub container_start_delay: Option<Duration>,
     pub stop_delay: Duration,
     /// Probability that a spawn fails.
     pub spawn_failure_rate: f64,
@@ -70,6 +77,9 @@ impl Default for MockConfig {
             version: "6.1.1".into(),
             spawn_delay: Duration::from_secs(2),
             spawn_jitter: Duration::ZERO,
+            image_pull_delay: Duration::ZERO,
+            scheduling_delay: None,
+            container_start_delay: None,
             stop_delay: Duration::ZERO,
             spawn_failure_rate: 0.0,
             concurrent_spawn_limit: None,
@@ -495,19 +505,83 @@ impl MockHub {
         let hub = self.clone();
         let (user, server) = (user.to_string(), server.to_string());
         let began = Instant::now();
+        let pod = if server.is_empty() {
+            format!("jupyter-{user}")
+        } else {
+            format!("jupyter-{user}--{server}")
+        };
+        let scheduling = cfg.scheduling_delay.unwrap_or(delay / 10).min(delay);
+        let container = cfg
+            .container_start_delay
+            .unwrap_or(delay / 5)
+            .min(delay - scheduling);
+        let pull = cfg.image_pull_delay;
+        let startup = delay - scheduling - container;
         tokio::spawn(async move {
-            tokio::time::sleep(delay / 2).await;
-            {
-                let mut st = hub.lock();
-                match st.server_mut(&user, &server) {
-                    Some(s) if s.generation == generation && s.phase == P::Spawning => {
-                        s.progress = 50
+            // As KubeSpawner reports a pod: each Kubernetes event of it, in order.
+            let steps: Vec<(Duration, Vec<(&str, String)>)> = vec![
+                (
+                    scheduling,
+                    vec![(
+                        "Scheduled",
+                        format!("Successfully assigned hub/{pod} to node-1"),
+                    )],
+                ),
+                (
+                    Duration::ZERO,
+                    if pull.is_zero() {
+                        vec![(
+                            "Pulled",
+                            "Container image \"quay.io/jupyter/base-notebook:latest\" already present on machine".to_string(),
+                        )]
+                    } else {
+                        vec![(
+                            "Pulling",
+                            "Pulling image \"quay.io/jupyter/base-notebook:latest\"".to_string(),
+                        )]
+                    },
+                ),
+                (
+                    pull,
+                    if pull.is_zero() {
+                        vec![]
+                    } else {
+                        vec![(
+                            "Pulled",
+                            format!(
+                                "Successfully pulled image \"quay.io/jupyter/base-notebook:latest\" in {:.3}s",
+                                pull.as_secs_f64()
+                            ),
+                        )]
+                    },
+                ),
+                (
+                    container,
+                    vec![
+                        ("Created", "Created container notebook".to_string()),
+                        ("Started", "Started container notebook".to_string()),
+                    ],
+                ),
+            ];
+            for (wait, events) in steps {
+                tokio::time::sleep(wait).await;
+                {
+                    let mut st = hub.lock();
+                    match st.server_mut(&user, &server) {
+                        Some(s) if s.generation == generation && s.phase == P::Spawning => {
+                            for (reason, message) in events {
+                                // Toward 90 %, a third closer with each event (KubeSpawner).
+                                s.progress += (90 - s.progress) / 3;
+                                s.events
+                                    .push(state::pod_event(s.progress, reason, &message));
+                            }
+                        }
+                        _ => return,
                     }
-                    _ => return,
                 }
+                hub.notify();
             }
-            hub.notify();
-            tokio::time::sleep(delay - delay / 2).await;
+            tokio::time::sleep(startup).await;
             let mut st = hub.lock();
             let current = st
                 .server_mut(&user, &server)

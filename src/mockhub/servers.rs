@@ -328,28 +328,39 @@ async fn progress(hub: MockHub, headers: HeaderMap, name: String, server: String
     let writer_hub = hub.clone();
     tokio::spawn(async move {
         let mut changes = writer_hub.inner.changes.subscribe();
-        let mut last_progress = None;
+        // JupyterHub's first event, then the spawner's (replayed from the start).
+        let mut sent = 0;
+        if tx
+            .send(event(
+                &json!({"progress": 0, "message": "Server requested"}),
+            ))
+            .await
+            .is_err()
+        {
+            return;
+        }
         loop {
             let snapshot = {
                 let st = writer_hub.lock();
                 st.users
                     .get(&name)
                     .and_then(|u| u.servers.get(&server))
-                    .map(|s| (s.phase.clone(), s.progress))
+                    .map(|s| {
+                        (
+                            s.phase.clone(),
+                            s.events.get(sent..).unwrap_or(&[]).to_vec(),
+                        )
+                    })
             };
-            let (done, chunk) = match snapshot {
-                Some((Phase::Spawning, p)) if last_progress != Some(p) => {
-                    last_progress = Some(p);
-                    let message = if p == 0 {
-                        "Server requested".to_string()
-                    } else {
-                        format!("Spawning server... ({p}%)")
-                    };
-                    (
-                        false,
-                        Some(event(&json!({ "progress": p, "message": message }))),
-                    )
+            if let Some((_, new)) = &snapshot {
+                for e in new {
+                    if tx.send(event(e)).await.is_err() {
+                        return;
+                    }
                 }
+                sent += new.len();
+            }
+            let (done, chunk) = match snapshot {
                 Some((Phase::Spawning, _)) => (false, None),
                 Some((Phase::Running, _)) => (true, Some(event(&ready_event(&name, &server)))),
                 Some((Phase::Failed(message), _)) => (true, Some(event(&failed_event(&message)))),

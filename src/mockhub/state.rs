@@ -40,6 +40,8 @@ pub struct ServerRec {
     pub generation: u64,
     /// 0..100 while spawning.
     pub progress: u8,
+    /// The spawn's progress events so far, as KubeSpawner sends its pod's events.
+    pub events: Vec<Value>,
     pub started: Option<DateTime<Utc>>,
     pub last_activity: Option<DateTime<Utc>>,
     pub user_options: Value,
@@ -55,6 +57,7 @@ impl ServerRec {
             phase: Phase::Stopped,
             generation: 0,
             progress: 0,
+            events: Vec::new(),
             started: None,
             last_activity: None,
             user_options: json!({}),
@@ -159,6 +162,7 @@ impl HubState {
         }
         if phase == Phase::Spawning {
             rec.progress = 0;
+            rec.events.clear();
         }
         let generation = rec.generation;
         self.count(&old, -1);
@@ -231,5 +235,23 @@ fn server_model(user: &str, name: &str, s: &ServerRec) -> Value {
         "full_url": null,
         "full_progress_url": null,
         "state": null,
+    })
+}
+
+/// A progress event as KubeSpawner sends one for each Kubernetes event of the pod: its
+/// message `TIME [TYPE] MESSAGE` and the event itself as `raw_event`.
+pub fn pod_event(progress: u8, reason: &str, message: &str) -> Value {
+    let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    json!({
+        "progress": progress,
+        "message": format!("{now} [Normal] {message}"),
+        "raw_event": {
+            "type": "Normal",
+            "reason": reason,
+            "message": message,
+            "eventTime": now,
+            "lastTimestamp": null,
+            "metadata": {"uid": uuid::Uuid::new_v4().to_string()},
+        },
     })
 }

@@ -489,8 +489,12 @@ async fn spawn_attempt(
         }
     };
     match result {
-        Ok(()) => {
-            run.record().success("spawn", Some(planned.elapsed()));
+        Ok(trace) => {
+            let mut record = run.record();
+            record.success("spawn", Some(planned.elapsed()));
+            for (phase, took) in trace.phases(crate::hub::wall_time(planned)) {
+                record.latency(phase.action(), took);
+            }
             Spawned::Ready
         }
         Err(e @ SpawnWaitError::TimedOut) => {

@@ -8,7 +8,7 @@ use std::fmt::Display;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::hub::{HubClient, RequestTally};
+use crate::hub::{HubClient, RequestTally, SpawnPhase};
 use tokio_util::sync::CancellationToken;
 
 /// How often the soak's series (the report's charts) is sampled; it thins itself.
@@ -143,6 +143,15 @@ impl SoakRecord {
         detail: &dyn Display,
     ) {
         self.server_change(Step::Spawn, ended, took, user, detail);
+    }
+
+    /// Where a successful spawn's time went.
+    pub fn spawn_phases(&self, phases: &[(SpawnPhase, Duration)]) {
+        let mut run = lock(&self.run);
+        for (phase, took) in phases {
+            self.metrics.spawn_phase(*phase, *took);
+            run.latency(phase.action(), *took);
+        }
     }
 
     pub fn stop_finished(

@@ -217,7 +217,7 @@ impl Population {
         let timeout = self.settings.population.spawn_timeout;
         self.tasks.spawn(async move {
             let planned = planned.into_std();
-            let (result, why) = spawn(
+            let (result, why, trace) = spawn(
                 &client,
                 &name,
                 &server,
@@ -234,6 +234,9 @@ impl Population {
                 (_, None) => Ended::Failure("spawn_failed"),
             };
             let detail = why.map(|(_, d)| d).unwrap_or_default();
+            if let Some(trace) = &trace {
+                record.spawn_phases(&trace.phases(crate::hub::wall_time(planned)));
+            }
             record.spawn_finished(ended, planned.elapsed(), &name, &detail);
             let _ = tx.send(Done::Spawn(i, result));
         });
@@ -278,7 +281,11 @@ pub(super) async fn spawn(
     exists: bool,
     planned: std::time::Instant,
     timeout: Duration,
-) -> (SpawnResult, Option<(&'static str, String)>) {
+) -> (
+    SpawnResult,
+    Option<(&'static str, String)>,
+    Option<crate::hub::SpawnTrace>,
+) {
     let deadline = planned + timeout;
     let attempt = async {
         if !exists {
@@ -286,13 +293,13 @@ pub(super) async fn spawn(
         }
         client.start_and_wait(name, server, options, deadline).await
     };
-    let result: Result<(), SpawnWaitError> =
+    let result: Result<crate::hub::SpawnTrace, SpawnWaitError> =
         match tokio::time::timeout_at(deadline.into(), attempt).await {
             Ok(r) => r,
             Err(_) => Err(SpawnWaitError::TimedOut),
         };
-    match result {
-        Ok(()) => (SpawnResult::Ready, None),
+    let (result, why) = match result {
+        Ok(trace) => return (SpawnResult::Ready, None, Some(trace)),
         Err(SpawnWaitError::TimedOut) => {
             // Cancel the pending spawn; its stop is followed by the retry's start.
             let _ = client.stop_server(name, server).await;
@@ -317,5 +324,6 @@ pub(super) async fn spawn(
         Err(e @ SpawnWaitError::Failed(_)) => {
             (SpawnResult::Failed, Some(("spawn_failed", e.to_string())))
         }
-    }
+    };
+    (result, why, None)
 }

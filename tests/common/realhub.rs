@@ -38,6 +38,10 @@ pub enum Spawner {
     Cheap { delay: f64 },
     /// Real jupyterhub-singleuser processes.
     Local,
+    /// The cheap server, started as KubeSpawner starts a pod (scheduled, the image
+    /// pulled in `image_pull` seconds, the container started), each step reported on the
+    /// progress stream as KubeSpawner does; every start answers 202.
+    KubeLike { image_pull: f64 },
 }
 
 #[derive(Debug, Clone)]
@@ -157,6 +161,10 @@ impl RealHub {
                 env.push(("HUBSOAK_TEST_SPAWN_DELAY".into(), delay.to_string()));
             }
             Spawner::Local => env.push(("HUBSOAK_TEST_SPAWNER".into(), "local".into())),
+            Spawner::KubeLike { image_pull } => {
+                env.push(("HUBSOAK_TEST_SPAWNER".into(), "kubelike".into()));
+                env.push(("HUBSOAK_TEST_IMAGE_PULL".into(), image_pull.to_string()));
+            }
         }
         if let Some(limit) = opts.concurrent_spawn_limit {
             env.push((

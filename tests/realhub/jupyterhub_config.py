@@ -5,6 +5,8 @@
 import asyncio
 import os
 import threading
+import uuid
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from jupyterhub.spawner import Spawner
@@ -73,7 +75,7 @@ c.JupyterHub.load_roles = [
     },
 ]
 
-if env.get("HUBSOAK_TEST_SPAWNER", "cheap") == "cheap":
+if env.get("HUBSOAK_TEST_SPAWNER", "cheap") in ("cheap", "kubelike"):
     # Every user's "server" is one shared fake single-user server on a fixed port (so it
     # is at the same address after the hub restarts); the hub still runs its whole spawn
     # pipeline: token, OAuth client, proxy route, HTTP readiness check, database.
@@ -125,6 +127,64 @@ if env.get("HUBSOAK_TEST_SPAWNER", "cheap") == "cheap":
             self.running = False
 
     c.JupyterHub.spawner_class = CheapSpawner
+
+    if env.get("HUBSOAK_TEST_SPAWNER") == "kubelike":
+        # As zero-to-jupyterhub runs KubeSpawner: every start answers 202 at once and the
+        # progress stream tells the rest.
+        c.JupyterHub.tornado_settings = {"slow_spawn_timeout": 0}
+        IMAGE_PULL = float(env.get("HUBSOAK_TEST_IMAGE_PULL", "0"))
+
+        class KubeLikeSpawner(CheapSpawner):
+            """Reports its start as KubeSpawner reports a pod: one progress event per
+            Kubernetes event, the event itself as `raw_event`, the message as
+            `TIME [TYPE] MESSAGE` (kubespawner/spawner.py, progress())."""
+
+            def _event(self, reason, message):
+                now = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+                self.pod_events.append({
+                    "type": "Normal",
+                    "reason": reason,
+                    "message": message,
+                    "eventTime": now.replace("+00:00", "Z"),
+                    "lastTimestamp": None,
+                    "metadata": {"uid": uuid.uuid4().hex},
+                })
+
+            async def start(self):
+                self.pod_events = []
+                await asyncio.sleep(0.3)
+                self._event("Scheduled", "Successfully assigned hub/jupyter-%s to node-1" % self.user.name)
+                image = '"quay.io/jupyter/base-notebook:latest"'
+                if IMAGE_PULL:
+                    self._event("Pulling", "Pulling image %s" % image)
+                    await asyncio.sleep(IMAGE_PULL)
+                    self._event("Pulled", "Successfully pulled image %s in %.1fs" % (image, IMAGE_PULL))
+                else:
+                    self._event("Pulled", "Container image %s already present on machine" % image)
+                await asyncio.sleep(0.4)
+                self._event("Created", "Created container notebook")
+                self._event("Started", "Started container notebook")
+                await asyncio.sleep(0.5)
+                self.running = True
+                return "http://127.0.0.1:%d" % FAKE_PORT
+
+            async def progress(self):
+                # Every event from the first, as KubeSpawner replays them; JupyterHub stops
+                # reading when the start is done.
+                sent, progress = 0, 0
+                while True:
+                    events = getattr(self, "pod_events", [])
+                    for e in events[sent:]:
+                        progress += (90 - progress) / 3
+                        yield {
+                            "progress": int(progress),
+                            "raw_event": e,
+                            "message": "%s [%s] %s" % (e["lastTimestamp"] or e["eventTime"], e["type"], e["message"]),
+                        }
+                    sent = len(events)
+                    await asyncio.sleep(0.1)
+
+        c.JupyterHub.spawner_class = KubeLikeSpawner
 else:
     # Real servers: jupyterhub-singleuser processes.
     c.JupyterHub.spawner_class = "simple"

@@ -1,0 +1,62 @@
+//! Spawn phases on real JupyterHub 5.x and 6.x, through their real progress stream: a
+//! test spawner reports its start as KubeSpawner reports a pod, and every spawn is split
+//! into phases that add up to it.
+
+mod common;
+
+use common::realhub::{HubOptions, RealHub, Spawner};
+use common::*;
+
+on_both_hubs!(phases_from_kubespawner_shaped_events);
+
+fn mean(report: &serde_json::Value, action: &str) -> (u64, f64) {
+    let l = &report["latency"][action];
+    (
+        l["count"].as_u64().unwrap_or(0),
+        l["mean_s"].as_f64().unwrap_or(0.0),
+    )
+}
+
+async fn phases_from_kubespawner_shaped_events(major: u8) {
+    let hub = RealHub::start(HubOptions {
+        spawner: Spawner::KubeLike { image_pull: 0.8 },
+        ..HubOptions::cheap(major)
+    })
+    .await;
+    let url = hub.api_url();
+    let (out, r) = hubsoak_reporting(
+        &["stress-test", "-c", "4", "-b", "4"],
+        &[
+            ("JUPYTERHUB_ENDPOINT", &url),
+            ("JUPYTERHUB_API_TOKEN", &hub.token),
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    let (spawns, total) = mean(&r, "spawn");
+    assert_eq!(spawns, 4);
+    let mut sum = 0.0;
+    for phase in [
+        "spawn_queued",
+        "spawn_scheduling",
+        "spawn_image_pull",
+        "spawn_container_start",
+        "spawn_server_startup",
+    ] {
+        let (n, m) = mean(&r, phase);
+        assert_eq!(n, 4, "{phase} for every spawn: {}", r["latency"]);
+        sum += m;
+    }
+    assert!(
+        (sum - total).abs() <= total * 0.01,
+        "phases {sum} vs spawn {total}"
+    );
+    let (_, pull) = mean(&r, "spawn_image_pull");
+    assert!((0.6..1.2).contains(&pull), "the 0.8 s pull: {pull}");
+    let (_, container) = mean(&r, "spawn_container_start");
+    assert!(
+        (0.25..0.8).contains(&container),
+        "the 0.4 s container start: {container}"
+    );
+    assert!(hub.ours("hubsoak").await.is_empty(), "no user of ours left");
+}

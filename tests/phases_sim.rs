@@ -32,7 +32,19 @@ fn mean(report: &serde_json::Value, action: &str) -> (u64, f64) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stress_tests_spawns_split_into_phases_that_add_up() {
     let (_hub, server) = start_mock(kubernetes_like()).await;
-    let (out, r) = against_reporting(&server, &["stress-test", "-c", "6", "-b", "6"]).await;
+    let (out, r) = against_reporting(
+        &server,
+        &[
+            "stress-test",
+            "-c",
+            "6",
+            "-b",
+            "6",
+            "--threshold",
+            "spawn_image_pull_p95<5s",
+        ],
+    )
+    .await;
     assert_eq!(out.code, 0, "{}", out.all());
     let (spawns, total) = mean(&r, "spawn");
     assert_eq!(spawns, 6);
@@ -63,6 +75,11 @@ async fn a_stress_tests_spawns_split_into_phases_that_add_up() {
     near("spawn_server_startup", 0.7);
     // The end table shows them beside the spawn.
     assert!(out.stdout.contains("spawn_image_pull"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("threshold: spawn_image_pull_p95<5s ok"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

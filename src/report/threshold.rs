@@ -88,12 +88,27 @@ impl Metric {
 
 /// The actions each command's report has, for checking threshold names when parsed.
 pub mod actions {
-    pub const STRESS_TEST: &[&str] = &["create_user", "spawn", "stop", "delete_user"];
+    pub const STRESS_TEST: &[&str] = &[
+        "create_user",
+        "spawn",
+        "spawn_queued",
+        "spawn_scheduling",
+        "spawn_image_pull",
+        "spawn_container_start",
+        "spawn_server_startup",
+        "stop",
+        "delete_user",
+    ];
     pub const ACTIVITY: &[&str] = &["create_user", "activity", "ping", "delete_user"];
     pub const SIMULATE: &[&str] = &[
         "create_user",
         "login",
         "spawn",
+        "spawn_queued",
+        "spawn_scheduling",
+        "spawn_image_pull",
+        "spawn_container_start",
+        "spawn_server_startup",
         "kernel_start",
         "execute",
         "kernel_stop",
@@ -107,6 +122,11 @@ pub mod actions {
         "create_user",
         "login",
         "spawn",
+        "spawn_queued",
+        "spawn_scheduling",
+        "spawn_image_pull",
+        "spawn_container_start",
+        "spawn_server_startup",
         "kernel_start",
         "execute",
         "kernel_stop",

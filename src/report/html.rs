@@ -135,7 +135,19 @@ fn thresholds(report: &RunReport, body: &mut String) {
 
 fn outcomes(report: &RunReport, body: &mut String) {
     body.push_str(r#"<section id="outcomes"><h2>Actions</h2><table><tr><th>action</th><th>ok</th><th>failed</th><th>failures by reason</th><th>count</th><th>p50</th><th>p95</th><th>p99</th><th>max</th></tr>"#);
-    for (action, t) in &report.outcomes {
+    // Actions with outcomes, and those with latency only (the spawn phases).
+    let mut actions: Vec<&String> = report
+        .outcomes
+        .keys()
+        .chain(report.latency.keys())
+        .collect();
+    actions.sort();
+    actions.dedup();
+    for action in actions {
+        let tally = report.outcomes.get(action);
+        let count =
+            |f: fn(&super::Tally) -> u64| tally.map_or("-".to_string(), |t| f(t).to_string());
+        let t = tally.cloned().unwrap_or_default();
         let reasons: Vec<String> = t.failures.iter().map(|(r, n)| format!("{r}={n}")).collect();
         let latency = report.latency.get(action).filter(|l| l.count > 0);
         let q = |v: Option<f64>| v.map_or("-".to_string(), fmt_secs);
@@ -145,8 +157,8 @@ fn outcomes(report: &RunReport, body: &mut String) {
             body,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(action),
-            t.success,
-            t.failed(),
+            count(|t| t.success),
+            count(super::Tally::failed),
             esc(&reasons.join(" ")),
             latency.map_or(0, |l| l.count),
             q(latency.map(|l| l.p50_s)),

@@ -107,6 +107,12 @@ fn random_token() -> String {
         .collect()
 }
 
+/// Whether a start failed because another socket took one of its ports first.
+fn lost_a_port(log: &str) -> bool {
+    let log = log.to_ascii_lowercase();
+    log.contains("address already in use") || log.contains("eaddrinuse")
+}
+
 impl RealHub {
     /// Starts a hub on free ports. A port is free when it is picked and taken by the hub
     /// a moment later, so another socket may take it first: a start that loses that
@@ -115,12 +121,18 @@ impl RealHub {
         for attempt in 1..=3 {
             match RealHub::start_once(&opts).await {
                 Ok(hub) => return hub,
-                Err(log) if attempt < 3 && log.contains("Address already in use") => continue,
+                Err(log) if attempt < 3 && lost_a_port(&log) => continue,
                 Err(log) => {
-                    let lines: Vec<&str> = log.lines().collect();
+                    // The proxy's complaints about a hub that is gone would bury why.
+                    let lines: Vec<&str> = log
+                        .lines()
+                        .filter(|l| {
+                            !l.contains("[ConfigProxy]") && !l.trim_start().starts_with("at ")
+                        })
+                        .collect();
                     panic!(
                         "the hub exited:\n{}",
-                        lines[lines.len().saturating_sub(40)..].join("\n")
+                        lines[lines.len().saturating_sub(60)..].join("\n")
                     )
                 }
             }

@@ -9,14 +9,6 @@ use common::*;
 
 on_both_hubs!(phases_from_kubespawner_shaped_events);
 
-fn mean(report: &serde_json::Value, action: &str) -> (u64, f64) {
-    let l = &report["latency"][action];
-    (
-        l["count"].as_u64().unwrap_or(0),
-        l["mean_s"].as_f64().unwrap_or(0.0),
-    )
-}
-
 async fn phases_from_kubespawner_shaped_events(major: u8) {
     let hub = RealHub::start(HubOptions {
         spawner: Spawner::KubeLike { image_pull: 0.8 },
@@ -33,24 +25,7 @@ async fn phases_from_kubespawner_shaped_events(major: u8) {
     )
     .await;
     assert_eq!(out.code, 0, "{}", out.all());
-    let (spawns, total) = mean(&r, "spawn");
-    assert_eq!(spawns, 4);
-    let mut sum = 0.0;
-    for phase in [
-        "spawn_queued",
-        "spawn_scheduling",
-        "spawn_image_pull",
-        "spawn_container_start",
-        "spawn_server_startup",
-    ] {
-        let (n, m) = mean(&r, phase);
-        assert_eq!(n, 4, "{phase} for every spawn: {}", r["latency"]);
-        sum += m;
-    }
-    assert!(
-        (sum - total).abs() <= total * 0.01,
-        "phases {sum} vs spawn {total}"
-    );
+    assert_phases_add_up(&r, 4);
     let (_, pull) = mean(&r, "spawn_image_pull");
     assert!((0.6..1.2).contains(&pull), "the 0.8 s pull: {pull}");
     let (_, container) = mean(&r, "spawn_container_start");

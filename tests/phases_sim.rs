@@ -21,14 +21,6 @@ fn kubernetes_like() -> MockConfig {
     }
 }
 
-fn mean(report: &serde_json::Value, action: &str) -> (u64, f64) {
-    let l = &report["latency"][action];
-    (
-        l["count"].as_u64().unwrap_or(0),
-        l["mean_s"].as_f64().unwrap_or(0.0),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stress_tests_spawns_split_into_phases_that_add_up() {
     let (_hub, server) = start_mock(kubernetes_like()).await;
@@ -46,24 +38,7 @@ async fn a_stress_tests_spawns_split_into_phases_that_add_up() {
     )
     .await;
     assert_eq!(out.code, 0, "{}", out.all());
-    let (spawns, total) = mean(&r, "spawn");
-    assert_eq!(spawns, 6);
-    let mut sum = 0.0;
-    for phase in [
-        "spawn_queued",
-        "spawn_scheduling",
-        "spawn_image_pull",
-        "spawn_container_start",
-        "spawn_server_startup",
-    ] {
-        let (n, m) = mean(&r, phase);
-        assert_eq!(n, 6, "{phase} observed for every spawn: {}", r["latency"]);
-        sum += m;
-    }
-    assert!(
-        (sum - total).abs() <= total * 0.01,
-        "phases {sum} vs spawn {total}"
-    );
+    assert_phases_add_up(&r, 6);
     // The simulator's shape: a tenth scheduling, the pull, a fifth starting the container.
     let near = |action: &str, want: f64| {
         let (_, m) = mean(&r, action);

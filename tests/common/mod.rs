@@ -184,3 +184,35 @@ pub async fn html_server() -> String {
     });
     format!("http://{addr}/hub/api")
 }
+
+/// An action's latency sample count and mean, in seconds, from a JSON run report.
+pub fn mean(report: &serde_json::Value, action: &str) -> (u64, f64) {
+    let l = &report["latency"][action];
+    (
+        l["count"].as_u64().unwrap_or(0),
+        l["mean_s"].as_f64().unwrap_or(0.0),
+    )
+}
+
+/// Every one of `spawns` successful spawns has its five phases, and on average they add
+/// up to the spawn's time within 1 %.
+pub fn assert_phases_add_up(report: &serde_json::Value, spawns: u64) {
+    let (n, total) = mean(report, "spawn");
+    assert_eq!(n, spawns, "{}", report["latency"]);
+    let mut sum = 0.0;
+    for phase in [
+        "spawn_queued",
+        "spawn_scheduling",
+        "spawn_image_pull",
+        "spawn_container_start",
+        "spawn_server_startup",
+    ] {
+        let (n, m) = mean(report, phase);
+        assert_eq!(n, spawns, "{phase} for every spawn: {}", report["latency"]);
+        sum += m;
+    }
+    assert!(
+        (sum - total).abs() <= total * 0.01,
+        "phases {sum} vs spawn {total}"
+    );
+}

@@ -60,7 +60,7 @@ impl Default for Latency {
 
 impl Latency {
     pub fn record(&mut self, d: Duration) {
-        let us = (d.as_micros() as u64).clamp(1, HDR_MAX_US);
+        let us = (d.as_micros() as u64).clamp(0, HDR_MAX_US);
         self.hist.saturating_record(us);
     }
 
@@ -334,7 +334,7 @@ impl Recorder {
     /// A latency of an action whether or not it succeeded (e.g. activity posts).
     pub fn latency(&mut self, action: &'static str, d: Duration) {
         self.latency.entry(action).or_default().record(d);
-        let us = (d.as_micros() as u64).clamp(1, HDR_MAX_US);
+        let us = (d.as_micros() as u64).clamp(0, HDR_MAX_US);
         if let Some(h) = self.interval.get_mut(action) {
             h.saturating_record(us);
         } else if let Ok(mut h) = Histogram::new_with_bounds(1, HDR_MAX_US, 2) {
@@ -476,6 +476,17 @@ fn trim(v: f64) -> String {
     let s = format!("{v:.6}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
     s.to_string()
+}
+
+#[cfg(test)]
+#[test]
+fn a_zero_duration_is_recorded_as_zero() {
+    // A spawn phase that did not happen (no image pull) takes no time, not 1 µs.
+    let mut l = Latency::default();
+    l.record(Duration::ZERO);
+    l.record(Duration::ZERO);
+    assert_eq!(l.count(), 2);
+    assert_eq!(fmt_secs(l.quantile(0.99).as_secs_f64()), "0s");
 }
 
 #[cfg(test)]

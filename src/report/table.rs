@@ -9,6 +9,16 @@ impl RunReport {
     /// The terminal table.
     pub fn render(&self) -> String {
         let mut out = String::new();
+        // One first column for all three tables, as wide as the longest name in them.
+        let w = self
+            .outcomes
+            .keys()
+            .chain(self.latency.keys())
+            .chain(self.requests.keys())
+            .map(String::len)
+            .chain([14])
+            .max()
+            .unwrap_or(14);
         let _ = writeln!(
             out,
             "hubsoak {} against {} (JupyterHub {}), prefix {:?}{}",
@@ -21,13 +31,13 @@ impl RunReport {
         let _ = writeln!(out);
         let _ = writeln!(
             out,
-            "{:<12} {:>8} {:>8}  failures by reason",
+            "{:<w$} {:>8} {:>8}  failures by reason",
             "action", "ok", "failed"
         );
         for (action, t) in &self.outcomes {
             let _ = writeln!(
                 out,
-                "{:<12} {:>8} {:>8}  {}",
+                "{:<w$} {:>8} {:>8}  {}",
                 action,
                 t.success,
                 t.failed(),
@@ -38,13 +48,13 @@ impl RunReport {
             let _ = writeln!(out);
             let _ = writeln!(
                 out,
-                "{:<12} {:>8} {:>9} {:>9} {:>9} {:>9}",
+                "{:<w$} {:>8} {:>9} {:>9} {:>9} {:>9}",
                 "latency", "count", "p50", "p90", "p99", "max"
             );
             for (action, l) in &self.latency {
                 let _ = writeln!(
                     out,
-                    "{:<12} {:>8} {:>9} {:>9} {:>9} {:>9}",
+                    "{:<w$} {:>8} {:>9} {:>9} {:>9} {:>9}",
                     action,
                     l.count,
                     fmt_secs(l.p50_s),
@@ -58,13 +68,13 @@ impl RunReport {
             let _ = writeln!(out);
             let _ = writeln!(
                 out,
-                "{:<14} {:>8} {:>8}  failures by reason",
+                "{:<w$} {:>8} {:>8}  failures by reason",
                 "request", "sent", "retried"
             );
             for (op, r) in &self.requests {
                 let _ = writeln!(
                     out,
-                    "{:<14} {:>8} {:>8}  {}",
+                    "{:<w$} {:>8} {:>8}  {}",
                     op,
                     r.total,
                     r.retries,

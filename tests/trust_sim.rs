@@ -348,7 +348,10 @@ async fn a_misspelled_threshold_is_refused_before_anything_is_sent() {
         out.stderr
     );
     assert!(
-        out.stderr.contains("create_user, spawn, stop, delete_user"),
+        out.stderr.contains(
+            "create_user, spawn, spawn_queued, spawn_scheduling, spawn_image_pull, \
+             spawn_container_start, spawn_server_startup, stop, delete_user"
+        ),
         "{}",
         out.stderr
     );

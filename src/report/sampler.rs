@@ -83,10 +83,21 @@ pub async fn sample(
         Ok(text) => ProcessReading::from_metrics(&text),
         Err(_) => None,
     };
+    // A slow or hung hub never holds up the end of the run.
+    let read_hub = |client: Option<HubClient>| {
+        let stop = stop.clone();
+        async move {
+            let client = client?;
+            tokio::select! {
+                text = client.hub_metrics() => hub_reading(text),
+                _ = stop.cancelled() => None,
+            }
+        }
+    };
     let started = Instant::now();
     let mut last = (started, totals(&tally), own(), None::<ProcessReading>);
-    if let Some(client) = &hub {
-        last.3 = hub_reading(client.hub_metrics().await);
+    if hub.is_some() {
+        last.3 = read_hub(hub.clone()).await;
         if last.3.is_none() {
             tracing::debug!("the hub's /hub/metrics is not readable with this token; the report shows hubsoak's own usage only");
             hub = None;
@@ -104,10 +115,7 @@ pub async fn sample(
         let wall = now.duration_since(last.0).as_secs_f64();
         let (requests, failures) = totals(&tally);
         let own_now = own();
-        let hub_now = match &hub {
-            Some(client) => hub_reading(client.hub_metrics().await),
-            None => None,
-        };
+        let hub_now = read_hub(hub.clone()).await;
         let usage = |now: Option<ProcessReading>, before: Option<ProcessReading>| {
             now.zip(before).and_then(|(n, b)| n.since(&b, wall))
         };
@@ -129,6 +137,8 @@ pub async fn sample(
             sample.latency = r.take_interval();
             r.push_sample(sample);
         }
-        last = (now, (requests, failures), own_now, hub_now.or(last.3));
+        // A missed reading of the hub leaves no baseline: its next interval is skipped
+        // rather than measured over two intervals' CPU in one's time.
+        last = (now, (requests, failures), own_now, hub_now);
     }
 }

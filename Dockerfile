@@ -5,7 +5,8 @@ FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src src
-# config/hubsoak.toml is compiled in as the built-in defaults.
+# config/hubsoak.toml is compiled in as the built-in defaults, config/notebooks/ as the
+# demo's notebooks.
 COPY config config
 RUN cargo build --release --locked && strip target/release/hubsoak
 

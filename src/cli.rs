@@ -387,6 +387,10 @@ pub struct JourneyArgs {
     /// endpoint without /hub/api]
     #[arg(long, value_name = "URL")]
     pub public_url: Option<String>,
+    /// Run this notebook's code cells instead of --code: an .ipynb file, or a directory
+    /// searched for them (repeatable; at most 50 notebooks)
+    #[arg(long, value_name = "PATH")]
+    pub notebook: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]

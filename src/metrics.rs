@@ -2,8 +2,8 @@
 //! recorded into it. Dashboards and alerts are written against these names. No label
 //! ever holds a user or server name: every label value is one of an enum's (`Status`,
 //! `ServerState`, `Probe`, `Action`, and the hub's `Operation`, `FailureReason`,
-//! `ProblemKind`, the journey's `Step`), each series is created at start so it exists
-//! before its first event, and callers record through one method per event
+//! `ProblemKind`, the journey's `Step`) or a configured notebook's name (at most 50),
+//! each series is created at start so it exists before its first event, and callers record through one method per event
 //! (`spawn_finished`, `ping_ok`, `journey_step_failed`, …), never by label strings.
 
 use std::time::Duration;
@@ -23,6 +23,10 @@ const REQUEST_BUCKETS: [f64; 6] = [0.025, 0.1, 0.25, 0.5, 1.0, 5.0];
 const PING_BUCKETS: [f64; 5] = [0.005, 0.025, 0.1, 0.5, 2.5];
 const LAG_BUCKETS: [f64; 4] = [0.01, 0.1, 1.0, 10.0];
 const JOURNEY_BUCKETS: [f64; 6] = [0.1, 0.5, 1.0, 5.0, 15.0, 60.0];
+/// Cells run from milliseconds (arithmetic) to minutes (loading data).
+const CELL_BUCKETS: [f64; 7] = [0.01, 0.1, 0.5, 2.5, 10.0, 60.0, 300.0];
+/// The notebook failure reasons created at start (others appear when they happen).
+const CELL_REASONS: [&str; 2] = ["kernel_error", "timeout"];
 
 /// The operations in `hubsoak_requests_total{operation}`. Health and version probes are
 /// not among them: they are `hubsoak_ping_*{target}`.
@@ -90,6 +94,8 @@ pub struct Metrics {
     ping_failures: IntCounterVec,
     journey_step_duration: HistogramVec,
     journey_failures: IntCounterVec,
+    notebook_cell_duration: HistogramVec,
+    notebook_failures: IntCounterVec,
     schedule_lag: HistogramVec,
     actions_dropped: IntCounterVec,
     /// hubsoak's own faults (it cannot work), apart from the hub's.
@@ -111,8 +117,9 @@ fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
 
 impl Metrics {
     /// The catalog, registered and pre-created. `journeys` adds the journey series
-    /// (only exported when journeys are enabled).
-    pub fn new(journeys: bool) -> Metrics {
+    /// (only exported when journeys are enabled); `notebooks` (their names, at most
+    /// `journey::MAX_NOTEBOOKS`) the notebook series.
+    pub fn new(journeys: bool, notebooks: &[&str]) -> Metrics {
         let registry = Registry::new();
         let build_info = GaugeVec::new(
             Opts::new("hubsoak_build_info", "hubsoak's version; always 1"),
@@ -209,6 +216,17 @@ impl Metrics {
                 "Journey steps that failed",
                 &["step"],
             ),
+            notebook_cell_duration: histogram(
+                "hubsoak_notebook_cell_duration_seconds",
+                "Duration of each notebook cell that ran without error",
+                &["notebook"],
+                &CELL_BUCKETS,
+            ),
+            notebook_failures: counter(
+                "hubsoak_notebook_failures_total",
+                "Notebook runs that failed: a cell raised or timed out, or the kernel failed",
+                &["notebook", "reason"],
+            ),
             schedule_lag: histogram(
                 "hubsoak_schedule_lag_seconds",
                 "How late an action started after its planned time",
@@ -287,6 +305,16 @@ impl Metrics {
             }
             collectors.push(Box::new(m.journey_step_duration.clone()));
             collectors.push(Box::new(m.journey_failures.clone()));
+        }
+        if journeys && !notebooks.is_empty() {
+            for name in notebooks {
+                m.notebook_cell_duration.with_label_values(&[*name]);
+                for reason in CELL_REASONS {
+                    m.notebook_failures.with_label_values(&[*name, reason]);
+                }
+            }
+            collectors.push(Box::new(m.notebook_cell_duration.clone()));
+            collectors.push(Box::new(m.notebook_failures.clone()));
         }
         #[cfg(target_os = "linux")]
         collectors.push(Box::new(
@@ -439,6 +467,20 @@ impl Metrics {
             .with_label_values(&[step.as_str()])
             .inc();
     }
+
+    /// A cell of `notebook` (a configured notebook's name) ran in `took`.
+    pub fn notebook_cell_ok(&self, notebook: &str, took: Duration) {
+        self.notebook_cell_duration
+            .with_label_values(&[notebook])
+            .observe(took.as_secs_f64());
+    }
+
+    /// A run of `notebook` failed; `reason` is a `JourneyError::reason`.
+    pub fn notebook_failed(&self, notebook: &str, reason: &'static str) {
+        self.notebook_failures
+            .with_label_values(&[notebook, reason])
+            .inc();
+    }
 }
 
 impl Observer for Metrics {
@@ -472,7 +514,7 @@ mod tests {
 
     #[test]
     fn every_series_exists_before_any_event() {
-        let text = String::from_utf8(Metrics::new(false).encode()).unwrap();
+        let text = String::from_utf8(Metrics::new(false, &[]).encode()).unwrap();
         for name in [
             "hubsoak_build_info{version=",
             "hubsoak_hub_info{version=\"unknown\"} 1",
@@ -497,13 +539,23 @@ mod tests {
             assert!(text.contains(name), "{name} missing");
         }
         assert!(!text.contains("hubsoak_journey"));
-        let with = String::from_utf8(Metrics::new(true).encode()).unwrap();
+        assert!(!text.contains("hubsoak_notebook"));
+        let with = String::from_utf8(Metrics::new(true, &[]).encode()).unwrap();
         assert!(with.contains("hubsoak_journey_failures_total{step=\"execute\"} 0"));
+        assert!(!with.contains("hubsoak_notebook"));
+        let nb = String::from_utf8(Metrics::new(true, &["intro", "xarray"]).encode()).unwrap();
+        for series in [
+            "hubsoak_notebook_cell_duration_seconds_count{notebook=\"intro\"} 0",
+            "hubsoak_notebook_failures_total{notebook=\"xarray\",reason=\"kernel_error\"} 0",
+            "hubsoak_notebook_failures_total{notebook=\"xarray\",reason=\"timeout\"} 0",
+        ] {
+            assert!(nb.contains(series), "{series} missing");
+        }
     }
 
     #[test]
     fn hub_version_is_a_single_series() {
-        let m = Metrics::new(false);
+        let m = Metrics::new(false, &[]);
         m.set_hub_version("5.2.1");
         m.set_hub_version("6.1.1");
         let text = String::from_utf8(m.encode()).unwrap();

@@ -550,3 +550,94 @@ fn the_dockerfile_builds_from_the_crate_and_runs_as_non_root() {
         .any(|l| l.starts_with("ENTRYPOINT [\"/usr/local/bin/hubsoak\"]")));
     assert!(lines.iter().any(|l| l.starts_with("CMD [\"soak\"")));
 }
+
+/// The notebooks-from-git component: an init container clones into a volume the soak
+/// reads its notebooks from, on the Deployment and on the StatefulSet; and the soak takes
+/// the component's settings (a directory of notebooks from the environment).
+#[tokio::test]
+async fn the_notebooks_component_clones_into_the_soaks_notebooks() {
+    for overlay in ["deploy/base", "deploy/overlays/statefulset"] {
+        let target = repo().join("target");
+        std::fs::create_dir_all(&target).unwrap();
+        let dir = tempfile::tempdir_in(&target).unwrap();
+        std::fs::write(
+            dir.path().join("kustomization.yaml"),
+            format!("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../../{overlay}\ncomponents:\n  - ../../deploy/components/notebooks-from-git\n"),
+        )
+        .unwrap();
+        let rel = dir
+            .path()
+            .strip_prefix(repo())
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        let (text, objects) = render(&rel);
+        let kind = if overlay.ends_with("statefulset") {
+            "StatefulSet"
+        } else {
+            "Deployment"
+        };
+        validate_kinds(&text, &[&kind.to_lowercase()]);
+        let pod = &find(&objects, kind)["spec"]["template"]["spec"];
+        let init = &pod["initContainers"][0];
+        assert_eq!(init["volumeMounts"][0]["name"], "notebooks", "{overlay}");
+        assert_eq!(init["volumeMounts"][0]["mountPath"], "/notebooks");
+        assert!(init["args"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|a| a == "--link=repo"));
+        let soak = &pod["containers"][0];
+        let env = |name: &str| {
+            soak["env"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .find(|e| e["name"] == name)
+                .map(|e| e["value"].as_str().unwrap().to_string())
+        };
+        assert_eq!(env("HUBSOAK__JOURNEY__ENABLED").as_deref(), Some("true"));
+        assert_eq!(
+            env("HUBSOAK__JOURNEY__NOTEBOOKS").as_deref(),
+            Some("/notebooks/repo")
+        );
+        let mount = soak["volumeMounts"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == "notebooks")
+            .expect("the soak mounts the notebooks");
+        assert_eq!(mount["mountPath"], "/notebooks");
+        assert_eq!(mount["readOnly"], true);
+        assert!(pod["volumes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|v| v["name"] == "notebooks" && v.get("emptyDir").is_some()));
+    }
+    // What the clone leaves: a repository of notebooks, checkpoints and .git included.
+    let checkout = tempfile::tempdir().unwrap();
+    let sub = checkout.path().join("canaries");
+    std::fs::create_dir_all(sub.join(".ipynb_checkpoints")).unwrap();
+    std::fs::create_dir_all(checkout.path().join(".git")).unwrap();
+    common::write_notebook(&sub, "imports", &["import json"]);
+    common::write_notebook(
+        &sub.join(".ipynb_checkpoints"),
+        "imports-checkpoint",
+        &["1"],
+    );
+    common::write_notebook(checkout.path(), "hello", &["print('hi')"]);
+    let out = validate_shipped_config(&[
+        ("HUBSOAK__JOURNEY__ENABLED", "true"),
+        (
+            "HUBSOAK__JOURNEY__NOTEBOOKS",
+            checkout.path().to_str().unwrap(),
+        ),
+    ])
+    .await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    let found = |name: &str| out.stdout.contains(&format!("{name}.ipynb\""));
+    assert!(found("hello") && found("imports"), "{}", out.stdout);
+    assert!(!found("imports-checkpoint"), "{}", out.stdout);
+}

@@ -1,6 +1,7 @@
 //! `hubsoak demo`'s settings: the soak's own loader over the compiled-in defaults, with
-//! the demo's shape (short sessions, journeys on, purge on exit) as one more layer, so
-//! the demo runs on exactly the rules and limits a soak does.
+//! the demo's shape (short sessions, journeys running the notebooks of
+//! `config/notebooks/`, purge on exit) as one more layer, so the demo runs on exactly the
+//! rules and limits a soak does.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,7 +24,7 @@ const SHAPE: [(&str, &str); 16] = [
     ("population.backoff_min", "2s"),
     ("population.backoff_max", "20s"),
     ("activity.interval", "10s"),
-    // The simulated servers run kernels too: every user runs code through its session.
+    // The simulated servers run kernels too: every user runs notebooks through its session.
     ("journey.enabled", "true"),
     ("journey.think_time", "5s"),
     ("journey.step_timeout", "30s"),
@@ -31,6 +32,18 @@ const SHAPE: [(&str, &str); 16] = [
     ("shutdown.grace", "30s"),
     ("log.status_interval", "30s"),
     ("log.format", "text"),
+];
+
+/// The notebooks every demo journey runs (in turn), compiled in: `config/notebooks/`.
+const NOTEBOOKS: [(&str, &str); 2] = [
+    (
+        "config/notebooks/warm-up.ipynb",
+        include_str!("../../config/notebooks/warm-up.ipynb"),
+    ),
+    (
+        "config/notebooks/analysis.ipynb",
+        include_str!("../../config/notebooks/analysis.ipynb"),
+    ),
 ];
 
 /// The demo's flags and the soak keys they set, for messages that name the flag.
@@ -103,9 +116,17 @@ pub fn demo(args: &DemoArgs, p: &mut Problems) -> Option<DemoSettings> {
         report_json: None,
     };
     // The demo's own layer only: a soak's environment variables are not the demo's.
-    let soak = load(&overrides, &HashMap::new())
+    let mut soak = load(&overrides, &HashMap::new())
         .map_err(|errors| p.0.extend(errors.into_iter().map(as_flag)))
         .ok();
+    if let Some(journey) = soak.as_mut().and_then(|s| s.journey.as_mut()) {
+        for (path, text) in NOTEBOOKS {
+            match crate::journey::parse_notebook(std::path::Path::new(path), text) {
+                Ok(notebook) => journey.notebooks.push(notebook),
+                Err(e) => p.push("demo", e),
+            }
+        }
+    }
     Some(DemoSettings {
         soak: soak?,
         hub_listen: hub_listen?,

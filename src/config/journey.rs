@@ -22,6 +22,8 @@ pub struct RawJourney {
     pub step_timeout: String,
     pub kernel_name: String,
     pub public_url: String,
+    /// Notebook files or directories of them.
+    pub notebooks: Vec<std::path::PathBuf>,
 }
 
 /// Checks `raw`; `key` names each field as the user wrote it (e.g. "auth" →
@@ -97,7 +99,17 @@ pub fn journey(
             }
         }
     };
+    let notebooks = match crate::journey::load_notebooks(&raw.notebooks) {
+        Ok(notebooks) => notebooks,
+        Err(found) => {
+            for problem in found {
+                fail("notebooks", problem);
+            }
+            Vec::new()
+        }
+    };
     Some(JourneySettings {
+        notebooks,
         public_url: public_url?,
         auth: auth?,
         code: raw.code.clone(),

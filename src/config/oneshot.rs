@@ -173,9 +173,13 @@ pub fn simulate(
         step_timeout: j.step_timeout.clone(),
         kernel_name: j.kernel_name.clone().unwrap_or_default(),
         public_url: j.public_url.clone().unwrap_or_default(),
+        notebooks: j.notebook.clone(),
     };
     let api_url = scope.as_ref().map(|s| s.hub.api_url.clone());
-    let flag = |field: &str| format!("--{}", field.replace('_', "-"));
+    let flag = |field: &str| match field {
+        "notebooks" => "--notebook".to_string(),
+        _ => format!("--{}", field.replace('_', "-")),
+    };
     let journey = journey::journey(&raw, api_url.as_ref(), &flag, &mut p.0);
     let report = report_settings(&args.report, actions::SIMULATE, p);
     Some(SimulateSettings {

@@ -208,6 +208,37 @@ fn unknown_keys(root: &Value, known: &BTreeSet<String>) -> Vec<String> {
     unknown
 }
 
+/// A list of paths; a single string (from the environment) is split at commas.
+fn paths(r: &mut Reader, key: &str) -> Vec<PathBuf> {
+    let items: Vec<String> = match r.get(key) {
+        None => return Vec::new(),
+        Some(Value::String(s)) => s.split(',').map(str::to_string).collect(),
+        Some(Value::Array(list)) => {
+            let strings: Option<Vec<String>> = list
+                .iter()
+                .map(|v| v.as_str().map(str::to_string))
+                .collect();
+            match strings {
+                Some(s) => s,
+                None => {
+                    r.fail(key, "must be a list of paths, like [\"/notebooks\"]");
+                    return Vec::new();
+                }
+            }
+        }
+        Some(_) => {
+            r.fail(key, "must be a list of paths, like [\"/notebooks\"]");
+            return Vec::new();
+        }
+    };
+    items
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+        .collect()
+}
+
 /// `population.stages`: a list of `{ duration, target }`, each problem named by index.
 fn stages(r: &mut Reader) -> Vec<Stage> {
     let list = match r.get("population.stages") {
@@ -460,6 +491,7 @@ pub fn load(
         step_timeout: r.text("journey.step_timeout").unwrap_or_default(),
         kernel_name: r.text("journey.kernel_name").unwrap_or_default(),
         public_url: r.text("journey.public_url").unwrap_or_default(),
+        notebooks: paths(&mut r, "journey.notebooks"),
     };
     // Checked even when disabled, so a mistake shows before it is switched on.
     let journey = super::journey::journey(

@@ -18,6 +18,8 @@ use super::JourneyError;
 
 /// Output kept from one execution; more is cut (memory stays bounded).
 const MAX_OUTPUT: usize = 64 * 1024;
+/// A traceback is cut to this much for the debug log.
+const MAX_TRACEBACK: usize = 16 * 1024;
 /// The largest websocket message accepted.
 const MAX_MESSAGE: usize = 16 * 1024 * 1024;
 
@@ -106,6 +108,7 @@ impl KernelChannel {
             .map_err(|e| JourneyError::Connection(e.to_string()))?;
         let mut output = String::new();
         let mut error: Option<String> = None;
+        let mut traceback = String::new();
         let (mut replied, mut idle) = (false, false);
         while !(replied && idle) {
             let frame = match self.ws.next().await {
@@ -138,7 +141,14 @@ impl KernelChannel {
                         "{}: {}",
                         content["ename"].as_str().unwrap_or("Error"),
                         content["evalue"].as_str().unwrap_or("")
-                    ))
+                    ));
+                    traceback = content["traceback"]
+                        .as_array()
+                        .map(|lines| {
+                            let lines: Vec<&str> = lines.iter().filter_map(Value::as_str).collect();
+                            lines.join("\n")
+                        })
+                        .unwrap_or_default();
                 }
                 "status" => idle |= content["execution_state"].as_str() == Some("idle"),
                 "execute_reply" => {
@@ -154,9 +164,10 @@ impl KernelChannel {
             }
         }
         match error {
-            Some(e) => Err(JourneyError::Kernel(
-                crate::hub::cut(&crate::hub::redact(&e), 300).into_owned(),
-            )),
+            Some(e) => Err(JourneyError::Kernel {
+                error: plain(&e, 300),
+                traceback: plain(&traceback, MAX_TRACEBACK),
+            }),
             None => Ok(output),
         }
     }
@@ -165,6 +176,13 @@ impl KernelChannel {
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
     }
+}
+
+/// `text` as a log can show it: colour codes out (IPython colours its errors), any
+/// token redacted, at most `max` bytes.
+fn plain(text: &str, max: usize) -> String {
+    let text = console::strip_ansi_codes(text);
+    crate::hub::cut(&crate::hub::redact(&text), max).into_owned()
 }
 
 fn push(output: &mut String, text: Option<&str>) {
@@ -180,6 +198,16 @@ fn push(output: &mut String, text: Option<&str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn colour_codes_are_stripped_from_errors() {
+        let raw = "\u{1b}[0;31mZeroDivisionError\u{1b}[0m: division by zero";
+        assert_eq!(plain(raw, 300), "ZeroDivisionError: division by zero");
+        assert_eq!(
+            plain(&"x".repeat(400), 300),
+            format!("{}…", "x".repeat(300))
+        );
+    }
 
     #[test]
     fn output_is_bounded_on_a_char_boundary() {

@@ -1,10 +1,12 @@
 //! Simulated users that do real work on their server: optionally log in through the
 //! hub's form, start a kernel, execute code over its websocket and check the output,
 //! think, repeat until the session ends, stop the kernel. Each step is timed and bounded
-//! by a timeout; the server itself is started and stopped by the caller (soak or
+//! by a timeout. With notebooks, each round runs one notebook's code cells on a fresh
+//! kernel instead of `code` (`notebook.rs`). The server itself is started and stopped by the caller (soak or
 //! `simulate`), which stops it whatever happened here.
 
 mod kernel;
+mod notebook;
 mod session;
 
 use std::time::Duration;
@@ -14,6 +16,9 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 pub use kernel::KernelChannel;
+pub use notebook::{
+    load as load_notebooks, parse as parse_notebook, CodeCell, Notebook, MAX_NOTEBOOKS,
+};
 pub use session::{Journeys, UserSession};
 
 use crate::hub::Token;
@@ -63,8 +68,10 @@ pub struct JourneySettings {
     pub think_time: Duration,
     /// Limit for each step.
     pub step_timeout: Duration,
-    /// The kernel to start; empty: the server's default.
+    /// The kernel to start; empty: the server's default (a notebook's own kernelspec).
     pub kernel_name: String,
+    /// Run these, one per round, instead of `code` (empty: run `code`).
+    pub notebooks: Vec<Notebook>,
 }
 
 /// A step of a journey: the `step` label of the journey metrics.
@@ -136,8 +143,15 @@ pub enum JourneyError {
     Connection(String),
     #[error("protocol: {0}")]
     Protocol(String),
-    #[error("the kernel reported {0}")]
-    Kernel(String),
+    /// `ename: evalue`; the traceback (ANSI codes stripped) is for the debug log.
+    #[error("the kernel reported {error}")]
+    Kernel { error: String, traceback: String },
+    /// A notebook's cell failed: `at` names the notebook and the cell.
+    #[error("{at}: {error}")]
+    Cell {
+        at: String,
+        error: Box<JourneyError>,
+    },
     #[error("the output did not contain the expected text; got {0:?}")]
     UnexpectedOutput(String),
     #[error("the hub refused the login")]
@@ -154,7 +168,8 @@ impl JourneyError {
             JourneyError::Status(_) => "http_other",
             JourneyError::Connection(_) => "connection",
             JourneyError::Protocol(_) => "protocol",
-            JourneyError::Kernel(_) => "kernel_error",
+            JourneyError::Kernel { .. } => "kernel_error",
+            JourneyError::Cell { error, .. } => error.reason(),
             JourneyError::UnexpectedOutput(_) => "unexpected_output",
             JourneyError::LoginRejected => "login_rejected",
         }
@@ -181,12 +196,23 @@ impl JourneyError {
 /// Where step results go: metrics for a soak, the report for `simulate`.
 pub trait StepSink: Send + Sync {
     fn step(&self, step: Step, took: Duration, result: Result<(), &JourneyError>);
+    /// A notebook's cell ran (it is also reported as an `execute` step).
+    fn cell(
+        &self,
+        notebook: &Notebook,
+        cell: &CodeCell,
+        took: Duration,
+        result: Result<(), &JourneyError>,
+    );
+    /// A notebook run ended: every cell ran, or the kernel or a cell failed.
+    fn notebook(&self, notebook: &Notebook, result: Result<(), &JourneyError>);
 }
 
 /// How a kernel session ended.
 #[derive(Debug)]
 pub enum SessionEnd {
-    /// Every execution gave the expected output and the kernel was stopped.
+    /// Every execution gave the expected output (or every notebook ran) and the kernel
+    /// was stopped.
     Completed {
         executions: u32,
     },
@@ -237,45 +263,94 @@ async fn stop_kernel(
     .unwrap_or(Ok(()))
 }
 
+/// Starts a kernel as the `kernel_start` step; a failed or cancelled start still ends
+/// in any kernel it made being deleted.
+async fn open_kernel(
+    user: &mut UserSession,
+    kernel_name: &str,
+    timeout: Duration,
+    cancel: &CancellationToken,
+    sink: &dyn StepSink,
+) -> Result<(String, KernelChannel), SessionEnd> {
+    let started = timed(sink, Step::KernelStart, timeout, cancel, async {
+        user.start_kernel(kernel_name).await
+    })
+    .await;
+    let end = match started {
+        Some(Ok(started)) => return Ok(started),
+        None => SessionEnd::Cancelled,
+        Some(Err(error)) => {
+            tracing::debug!(user = user.name(), %error, "kernel start failed");
+            SessionEnd::Failed {
+                step: Step::KernelStart,
+                error,
+            }
+        }
+    };
+    // A kernel may exist even though its start failed (e.g. the websocket did not
+    // open); the session holds its id then.
+    if let Some(id) = user.take_pending_kernel() {
+        let _ = stop_kernel(user, &id, timeout, sink).await;
+    }
+    Err(end)
+}
+
+/// Closes the channel and deletes the kernel; how the round ended (`end`) wins over a
+/// failed deletion.
+async fn close_kernel(
+    user: &UserSession,
+    id: &str,
+    channel: KernelChannel,
+    end: Option<SessionEnd>,
+    timeout: Duration,
+    sink: &dyn StepSink,
+) -> Option<SessionEnd> {
+    channel.close().await;
+    let stopped = stop_kernel(user, id, timeout, sink).await;
+    match (end, stopped) {
+        (Some(end), _) => Some(end),
+        (None, Err(error)) => Some(SessionEnd::Failed {
+            step: Step::KernelStop,
+            error,
+        }),
+        (None, Ok(())) => None,
+    }
+}
+
+/// The think time before the next round, unless the session ends first; false: stop.
+async fn think(think_time: Duration, until: Instant, cancel: &CancellationToken) -> bool {
+    if Instant::now() + think_time >= until {
+        return false;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(think_time) => true,
+        _ = cancel.cancelled() => false,
+    }
+}
+
 /// On a running server: start a kernel, execute the code (with think time between)
 /// until `until`, at least once, then stop the kernel — also after a failure and when
-/// cancelled, so no kernel is left behind by us.
+/// cancelled, so no kernel is left behind by us. With notebooks, each round is one
+/// notebook (in turn, from one the `journeys` pick) on a kernel of its own.
 pub async fn run_kernel_session(
     user: &mut UserSession,
-    settings: &JourneySettings,
+    journeys: &Journeys,
     until: Instant,
     cancel: &CancellationToken,
     sink: &dyn StepSink,
 ) -> SessionEnd {
+    let settings = journeys.settings();
+    if !settings.notebooks.is_empty() {
+        return run_notebooks(user, journeys, until, cancel, sink).await;
+    }
     let timeout = settings.step_timeout;
-    let (id, mut channel) = match timed(sink, Step::KernelStart, timeout, cancel, async {
-        user.start_kernel(&settings.kernel_name).await
-    })
-    .await
-    {
-        None => {
-            if let Some(id) = user.take_pending_kernel() {
-                let _ = stop_kernel(user, &id, timeout, sink).await;
-            }
-            return SessionEnd::Cancelled;
-        }
-        Some(Ok(started)) => started,
-        Some(Err(error)) => {
-            tracing::debug!(user = user.name(), %error, "kernel start failed");
-            // A kernel may exist even though its start failed (e.g. the websocket did
-            // not open); the session holds its id then.
-            if let Some(id) = user.take_pending_kernel() {
-                let _ = stop_kernel(user, &id, timeout, sink).await;
-            }
-            return SessionEnd::Failed {
-                step: Step::KernelStart,
-                error,
-            };
-        }
-    };
+    let (id, mut channel) =
+        match open_kernel(user, &settings.kernel_name, timeout, cancel, sink).await {
+            Ok(kernel) => kernel,
+            Err(end) => return end,
+        };
     let mut executions = 0u32;
-    let mut end = None;
-    loop {
+    let end = loop {
         let result = timed(sink, Step::Execute, timeout, cancel, async {
             let output = channel.execute(&settings.code).await?;
             if output.contains(settings.expect.as_str()) {
@@ -287,39 +362,84 @@ pub async fn run_kernel_session(
         })
         .await;
         match result {
-            None => {
-                end = Some(SessionEnd::Cancelled);
-                break;
-            }
+            None => break Some(SessionEnd::Cancelled),
             Some(Err(error)) => {
                 tracing::debug!(user = user.name(), %error, "execute failed");
-                end = Some(SessionEnd::Failed {
+                if let JourneyError::Kernel { traceback, .. } = &error {
+                    tracing::debug!(user = user.name(), %traceback, "the code's traceback");
+                }
+                break Some(SessionEnd::Failed {
                     step: Step::Execute,
                     error,
                 });
-                break;
             }
             Some(Ok(())) => executions += 1,
         }
-        if Instant::now() + settings.think_time >= until {
-            break;
+        if !think(settings.think_time, until, cancel).await {
+            break cancel.is_cancelled().then_some(SessionEnd::Cancelled);
         }
-        tokio::select! {
-            _ = tokio::time::sleep(settings.think_time) => {}
-            _ = cancel.cancelled() => {
-                end = Some(SessionEnd::Cancelled);
-                break;
+    };
+    close_kernel(user, &id, channel, end, timeout, sink)
+        .await
+        .unwrap_or(SessionEnd::Completed { executions })
+}
+
+/// The notebook rounds of a session: each notebook on a fresh kernel (its kernelspec's,
+/// unless `kernel_name` is set), think time between, until `until`, at least one.
+async fn run_notebooks(
+    user: &mut UserSession,
+    journeys: &Journeys,
+    until: Instant,
+    cancel: &CancellationToken,
+    sink: &dyn StepSink,
+) -> SessionEnd {
+    let settings = journeys.settings();
+    let timeout = settings.step_timeout;
+    let mut next = journeys.first_notebook();
+    let mut runs = 0u32;
+    loop {
+        let notebook = &settings.notebooks[next % settings.notebooks.len()];
+        next += 1;
+        let kernel = if settings.kernel_name.is_empty() {
+            notebook.kernel.as_str()
+        } else {
+            settings.kernel_name.as_str()
+        };
+        let (id, mut channel) = match open_kernel(user, kernel, timeout, cancel, sink).await {
+            Ok(kernel) => kernel,
+            Err(end) => {
+                if let SessionEnd::Failed { error, .. } = &end {
+                    sink.notebook(notebook, Err(error));
+                }
+                return end;
             }
+        };
+        let ran =
+            notebook::run_cells(&mut channel, notebook, user.name(), timeout, cancel, sink).await;
+        if let Some(ran) = &ran {
+            sink.notebook(notebook, ran.as_ref().map(|_| ()));
         }
-    }
-    channel.close().await;
-    let stopped = stop_kernel(user, &id, timeout, sink).await;
-    match (end, stopped) {
-        (Some(end), _) => end,
-        (None, Err(error)) => SessionEnd::Failed {
-            step: Step::KernelStop,
-            error,
-        },
-        (None, _) => SessionEnd::Completed { executions },
+        let end = match ran {
+            None => Some(SessionEnd::Cancelled),
+            Some(Ok(())) => None,
+            Some(Err(error)) => {
+                tracing::debug!(user = user.name(), %error, "notebook failed");
+                Some(SessionEnd::Failed {
+                    step: Step::Execute,
+                    error,
+                })
+            }
+        };
+        if let Some(end) = close_kernel(user, &id, channel, end, timeout, sink).await {
+            return end;
+        }
+        runs += 1;
+        if !think(settings.think_time, until, cancel).await {
+            return if cancel.is_cancelled() {
+                SessionEnd::Cancelled
+            } else {
+                SessionEnd::Completed { executions: runs }
+            };
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! the server's OAuth handshake (form mode) — and the server's kernels API, with a token
 //! or with cookies plus the *server's* `_xsrf`.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +30,8 @@ pub struct Journeys {
     api_url: Url,
     ca_file: Option<std::path::PathBuf>,
     request_timeout: Duration,
+    /// Where the next session starts in the notebooks: in turn, so they are all run.
+    next_notebook: AtomicUsize,
 }
 
 impl std::fmt::Debug for Journeys {
@@ -58,11 +61,17 @@ impl Journeys {
             api_url: api_url.clone(),
             ca_file: ca_file.map(Into::into),
             request_timeout,
+            next_notebook: AtomicUsize::new(0),
         })
     }
 
     pub fn settings(&self) -> &JourneySettings {
         &self.settings
+    }
+
+    /// The notebook a new session starts with (its index, to be taken modulo their count).
+    pub fn first_notebook(&self) -> usize {
+        self.next_notebook.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Whether `open` logs in (and so is a timed `login` step).

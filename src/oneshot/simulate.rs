@@ -16,7 +16,9 @@ use super::{
     create_users, delete_users, print_plan, spawn_server, Outcome, Run, RunError, Spawned,
 };
 use crate::hub::{Need, CREATE_USERS, LEASE, LIST_USERS, READ_USERS, SERVERS};
-use crate::journey::{run_kernel_session, JourneyError, Journeys, SessionEnd, Step, StepSink};
+use crate::journey::{
+    run_kernel_session, CodeCell, JourneyError, Journeys, Notebook, SessionEnd, Step, StepSink,
+};
 use crate::names::OurName;
 use crate::report::RunReport;
 
@@ -29,6 +31,27 @@ impl StepSink for Run {
             Ok(()) => self.record().success(step.as_str(), Some(took)),
             Err(e) => self.failed(step.as_str(), e.reason(), &step.as_str(), e),
         }
+    }
+
+    fn cell(
+        &self,
+        notebook: &Notebook,
+        cell: &CodeCell,
+        took: Duration,
+        result: Result<(), &JourneyError>,
+    ) {
+        self.record().notebook_cell(
+            &notebook.name,
+            cell.position,
+            cell.id.as_deref(),
+            took,
+            result.is_ok(),
+        );
+    }
+
+    fn notebook(&self, notebook: &Notebook, result: Result<(), &JourneyError>) {
+        self.record()
+            .notebook_run(&notebook.name, result.err().map(JourneyError::reason));
     }
 }
 
@@ -44,7 +67,7 @@ pub async fn run(
     cancel: CancellationToken,
 ) -> Result<(Outcome, RunReport), RunError> {
     let j = &s.journey;
-    let params = json!({
+    let mut params = json!({
         "users": s.users,
         "session_min_s": s.session_min.as_secs_f64(),
         "session_max_s": s.session_max.as_secs_f64(),
@@ -52,6 +75,7 @@ pub async fn run(
         "auth": j.auth.name(),
         "code": j.code,
         "expect": j.expect,
+        "notebooks": j.notebooks.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(),
         "think_time_s": j.think_time.as_secs_f64(),
         "step_timeout_s": j.step_timeout.as_secs_f64(),
         "public_url": j.public_url.as_str(),
@@ -59,6 +83,13 @@ pub async fn run(
         "user_options": s.server.user_options,
         "keep": s.keep,
     });
+    // With notebooks, the code and its expected output are not used: not shown either.
+    if !j.notebooks.is_empty() {
+        if let Some(p) = params.as_object_mut() {
+            p.remove("code");
+            p.remove("expect");
+        }
+    }
     let run = Run::connect(&s.scope, "simulate", params, cancel, &needs(j)).await?;
     let hub = &s.scope.hub;
     let journeys = Journeys::new(
@@ -69,6 +100,9 @@ pub async fn run(
         hub.request_timeout,
     )?;
     run.record().expect(JOURNEY);
+    for notebook in &j.notebooks {
+        run.record().expect_notebook(&notebook.name);
+    }
     let existing = run.list_ours().await?;
     let names = run.next_names(&existing, s.users);
 
@@ -82,15 +116,37 @@ pub async fn run(
                 names[names.len() - 1]
             ),
             format!(
-                "each arrives within {}, {}starts {}, runs {:?} in a kernel every {} for {} to {}, then stops it",
+                "each arrives within {}, {}starts {}, {} every {} for {} to {}, then stops it",
                 h(s.start_delay_max),
-                if journeys.logs_in() { "logs in through the hub's form, " } else { "" },
+                if journeys.logs_in() {
+                    "logs in through the hub's form, "
+                } else {
+                    ""
+                },
                 if s.server.server_name.is_empty() {
                     "their default server".to_string()
                 } else {
                     format!("their server {:?}", s.server.server_name)
                 },
-                j.code,
+                if j.notebooks.is_empty() {
+                    format!("runs {:?} in a kernel", j.code)
+                } else {
+                    let names: Vec<String> = j
+                        .notebooks
+                        .iter()
+                        .map(|n| {
+                            format!(
+                                "{} ({})",
+                                n.name,
+                                crate::out::count(n.cells.len() as u64, "code cell")
+                            )
+                        })
+                        .collect();
+                    format!(
+                        "runs a notebook on a fresh kernel, in turn: {}",
+                        names.join(", ")
+                    )
+                },
                 h(j.think_time),
                 h(s.session_min),
                 h(s.session_max),
@@ -206,7 +262,7 @@ async fn user_journey(
     let end = match spawned {
         Spawned::Ready => {
             let until = tokio::time::Instant::now() + uniform(s.session_min, s.session_max);
-            Some(run_kernel_session(&mut user, j, until, &run.cancel, run).await)
+            Some(run_kernel_session(&mut user, journeys, until, &run.cancel, run).await)
         }
         Spawned::Abandoned | Spawned::Failed => None,
     };

@@ -170,6 +170,47 @@ fn outcomes(report: &RunReport, body: &mut String) {
     body.push_str("</table></section>");
 }
 
+fn notebooks(report: &RunReport, body: &mut String) {
+    if report.notebooks.is_empty() {
+        return;
+    }
+    body.push_str(r#"<section id="notebooks"><h2>Notebooks</h2><table><tr><th>notebook</th><th>runs ok</th><th>failed</th><th>failures by reason</th><th>cells run</th><th>cell p50</th><th>cell p95</th><th>slowest cells (mean, max)</th></tr>"#);
+    for n in &report.notebooks {
+        let ran = n.cells.count > 0;
+        let q = |v: f64| if ran { fmt_secs(v) } else { "-".into() };
+        let reasons: Vec<String> = n
+            .runs
+            .failures
+            .iter()
+            .map(|(r, k)| format!("{r}={k}"))
+            .collect();
+        let slowest: String = n
+            .slowest()
+            .iter()
+            .map(|c| {
+                format!(
+                    "<li>{} {} <span class=\"n\">max {}</span></li>",
+                    esc(&c.label()),
+                    fmt_secs(c.mean_s()),
+                    fmt_secs(c.max_s)
+                )
+            })
+            .collect();
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><ul>{slowest}</ul></td></tr>",
+            esc(&n.name),
+            n.runs.success,
+            n.runs.failed(),
+            esc(&reasons.join(" ")),
+            n.cells.count,
+            q(n.cells.p50_s),
+            q(n.cell_p95_s),
+        );
+    }
+    body.push_str("</table></section>");
+}
+
 fn requests(report: &RunReport, body: &mut String) {
     if report.requests.is_empty() {
         return;
@@ -226,6 +267,7 @@ pub fn render(report: &RunReport) -> String {
     header(report, &mut body);
     thresholds(report, &mut body);
     outcomes(report, &mut body);
+    notebooks(report, &mut body);
     requests(report, &mut body);
     let charts: Vec<String> = [
         latency_over_time(report),

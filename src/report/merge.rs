@@ -112,6 +112,21 @@ pub fn merge(reports: &[RunReport]) -> Result<RunReport, MergeError> {
         })
         .collect();
     let series = super::series::combine(&parts);
+    let mut notebooks: Vec<super::notebooks::NotebookSummary> = Vec::new();
+    for (i, n) in reports
+        .iter()
+        .enumerate()
+        .flat_map(|(i, r)| r.notebooks.iter().map(move |n| (i, n)))
+    {
+        match notebooks.iter_mut().find(|m| m.name == n.name) {
+            None => notebooks.push(n.clone()),
+            Some(m) => m.absorb(n).ok_or_else(|| MergeError::Histogram {
+                index: i + 1,
+                action: format!("notebook {}", n.name),
+            })?,
+        }
+    }
+    notebooks.sort_by(|a, b| a.name.cmp(&b.name));
     let mut errors: Vec<super::ErrorGroup> = Vec::new();
     for g in reports.iter().flat_map(|r| &r.errors) {
         match errors
@@ -167,6 +182,7 @@ pub fn merge(reports: &[RunReport]) -> Result<RunReport, MergeError> {
         cycles: Vec::new(),
         series,
         errors,
+        notebooks,
     })
 }
 

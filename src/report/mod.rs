@@ -9,6 +9,7 @@ pub mod command;
 pub mod diff;
 pub mod html;
 pub mod merge;
+pub mod notebooks;
 pub mod sampler;
 pub mod series;
 mod table;
@@ -213,6 +214,9 @@ pub struct RunReport {
     /// Failures grouped by action and reason, with their messages.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<ErrorGroup>,
+    /// Notebook journeys: per notebook, its runs and cells.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notebooks: Vec<notebooks::NotebookSummary>,
 }
 
 /// Collects a run's results as it goes; shared behind a mutex by concurrent tasks.
@@ -227,6 +231,7 @@ pub struct Recorder {
     errors: BTreeMap<(&'static str, &'static str), ErrorGroup>,
     phases: Vec<PhaseTime>,
     timeline: Timeline,
+    notebooks: BTreeMap<String, notebooks::NotebookStats>,
 }
 
 impl Default for Recorder {
@@ -240,6 +245,7 @@ impl Default for Recorder {
             errors: BTreeMap::new(),
             phases: Vec::new(),
             timeline: Timeline::default(),
+            notebooks: BTreeMap::new(),
         }
     }
 }
@@ -343,6 +349,32 @@ impl Recorder {
         }
     }
 
+    /// Makes notebook `name` appear in the report even if it never runs.
+    pub fn expect_notebook(&mut self, name: &str) {
+        self.notebooks.entry(name.to_string()).or_default();
+    }
+
+    /// A cell of notebook `name` ran in `took` (`ok`) or failed.
+    pub fn notebook_cell(
+        &mut self,
+        name: &str,
+        position: usize,
+        id: Option<&str>,
+        took: Duration,
+        ok: bool,
+    ) {
+        self.notebook(name).cell(position, id, took, ok);
+    }
+
+    /// A run of notebook `name` ended: every cell ran (None) or it failed for `reason`.
+    pub fn notebook_run(&mut self, name: &str, failure: Option<&str>) {
+        self.notebook(name).run(failure);
+    }
+
+    fn notebook(&mut self, name: &str) -> &mut notebooks::NotebookStats {
+        self.notebooks.entry(name.to_string()).or_default()
+    }
+
     pub fn phase(&mut self, name: &str, took: Duration) {
         self.phases.push(PhaseTime {
             name: name.to_string(),
@@ -413,6 +445,11 @@ impl Recorder {
             cycles: Vec::new(),
             series: self.series.clone(),
             errors: self.errors.values().cloned().collect(),
+            notebooks: self
+                .notebooks
+                .iter()
+                .map(|(name, stats)| stats.summary(name))
+                .collect(),
         }
     }
 }

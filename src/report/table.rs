@@ -1,5 +1,6 @@
 //! The table every run ends with on stdout: outcomes by action with failures by reason,
-//! latency percentiles, requests by operation, phases, thresholds and the result.
+//! latency percentiles, notebooks (runs, cell p50/p95, slowest cells), requests by
+//! operation, phases, thresholds and the result.
 
 use std::fmt::Write as _;
 
@@ -64,6 +65,7 @@ impl RunReport {
                 );
             }
         }
+        self.render_notebooks(&mut out, w);
         if !self.requests.is_empty() {
             let _ = writeln!(out);
             let _ = writeln!(
@@ -112,5 +114,48 @@ impl RunReport {
         };
         let _ = writeln!(out, "result: {result}");
         out
+    }
+
+    /// Notebooks: runs, cell percentiles, failures, and the slowest cells under each.
+    fn render_notebooks(&self, out: &mut String, w: usize) {
+        if self.notebooks.is_empty() {
+            return;
+        }
+        let w = self
+            .notebooks
+            .iter()
+            .map(|n| n.name.len())
+            .chain([w])
+            .max()
+            .unwrap_or(w);
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "{:<w$} {:>8} {:>8} {:>8} {:>9} {:>9}  failures by reason",
+            "notebook", "ok", "failed", "cells", "cell p50", "cell p95"
+        );
+        for n in &self.notebooks {
+            let ran = n.cells.count > 0;
+            let q = |v: f64| if ran { fmt_secs(v) } else { "-".into() };
+            let _ = writeln!(
+                out,
+                "{:<w$} {:>8} {:>8} {:>8} {:>9} {:>9}  {}",
+                n.name,
+                n.runs.success,
+                n.runs.failed(),
+                n.cells.count,
+                q(n.cells.p50_s),
+                q(n.cell_p95_s),
+                by_reason(&n.runs.failures)
+            );
+            let slowest: Vec<String> = n
+                .slowest()
+                .iter()
+                .map(|c| format!("{} {}", c.label(), fmt_secs(c.mean_s())))
+                .collect();
+            if !slowest.is_empty() {
+                let _ = writeln!(out, "  slowest (mean): {}", slowest.join(", "));
+            }
+        }
     }
 }

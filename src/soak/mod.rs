@@ -81,8 +81,14 @@ pub async fn run(
     stop: CancellationToken,
 ) -> Result<SoakEnd, SoakError> {
     let settings = Arc::new(settings);
-    let metrics = Metrics::new(settings.journey.is_some());
-    let record = SoakRecord::new(metrics.clone(), settings.journey.is_some());
+    let notebooks: Vec<&str> = settings
+        .journey
+        .iter()
+        .flat_map(|j| &j.notebooks)
+        .map(|n| n.name.as_str())
+        .collect();
+    let metrics = Metrics::new(settings.journey.is_some(), &notebooks);
+    let record = SoakRecord::new(metrics.clone(), settings.journey.is_some(), &notebooks);
     let client = HubClient::new(
         ClientConfig::new(&settings.hub),
         Arc::new(Both(metrics.clone(), record.tally.clone())),

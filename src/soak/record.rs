@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 /// How often the soak's series (the report's charts) is sampled; it thins itself.
 const SAMPLE_STEP: Duration = Duration::from_secs(5);
-use crate::journey::{JourneyError, Step, StepSink};
+use crate::journey::{CodeCell, JourneyError, Notebook, Step, StepSink};
 use crate::metrics::{Action, Metrics, Probe, Status};
 use crate::report::{fmt_secs, Latency, Recorder, ReportMeta, RunReport};
 use crate::voice::FailureLog;
@@ -79,11 +79,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl SoakRecord {
-    pub fn new(metrics: Metrics, journeys: bool) -> Arc<Self> {
+    /// `notebooks`: the names of the journeys' notebooks, each shown even if never run.
+    pub fn new(metrics: Metrics, journeys: bool, notebooks: &[&str]) -> Arc<Self> {
         let mut run = Recorder::default();
         run.series_step(SAMPLE_STEP);
         for action in ["spawn", "stop", "activity", "ping"] {
             run.expect(action);
+        }
+        for name in notebooks {
+            run.expect_notebook(name);
         }
         Arc::new(SoakRecord {
             metrics,
@@ -306,5 +310,32 @@ impl StepSink for SoakRecord {
             Ok(()) => lock(&self.run).success(step.as_str(), Some(took)),
             Err(e) => self.failure(step.as_str(), e.reason(), &step.as_str(), e),
         }
+    }
+
+    fn cell(
+        &self,
+        notebook: &Notebook,
+        cell: &CodeCell,
+        took: Duration,
+        result: Result<(), &JourneyError>,
+    ) {
+        if result.is_ok() {
+            self.metrics.notebook_cell_ok(&notebook.name, took);
+        }
+        lock(&self.run).notebook_cell(
+            &notebook.name,
+            cell.position,
+            cell.id.as_deref(),
+            took,
+            result.is_ok(),
+        );
+    }
+
+    fn notebook(&self, notebook: &Notebook, result: Result<(), &JourneyError>) {
+        let failure = result.err().map(JourneyError::reason);
+        if let Some(reason) = failure {
+            self.metrics.notebook_failed(&notebook.name, reason);
+        }
+        lock(&self.run).notebook_run(&notebook.name, failure);
     }
 }

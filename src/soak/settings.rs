@@ -187,6 +187,8 @@ impl SoakSettings {
             "step_timeout": h(j.step_timeout),
             "kernel_name": j.kernel_name,
             "public_url": j.public_url.as_str(),
+            // Each notebook found, so `validate` shows what a directory held.
+            "notebooks": j.notebooks.iter().map(|n| n.path.display().to_string()).collect::<Vec<_>>(),
         });
         if let AuthMode::Form { password: Some(p) } = &j.auth {
             view["password"] = serde_json::to_value(p).unwrap_or(Value::Null);

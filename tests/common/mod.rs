@@ -216,3 +216,54 @@ pub fn assert_phases_add_up(report: &serde_json::Value, spawns: u64) {
         "phases {sum} vs spawn {total}"
     );
 }
+
+/// Writes `dir/name.ipynb` (nbformat 4.5) of `cells`, each code unless it starts with
+/// "# " (markdown); ids `c1`, `c2`, … by position.
+pub fn write_notebook(dir: &Path, name: &str, cells: &[&str]) -> std::path::PathBuf {
+    let cells: Vec<serde_json::Value> = cells
+        .iter()
+        .enumerate()
+        .map(|(i, source)| {
+            let id = format!("c{}", i + 1);
+            if source.starts_with("# ") {
+                serde_json::json!({"cell_type": "markdown", "id": id, "metadata": {}, "source": source})
+            } else {
+                serde_json::json!({
+                    "cell_type": "code", "id": id, "metadata": {},
+                    "execution_count": null, "outputs": [], "source": source,
+                })
+            }
+        })
+        .collect();
+    let notebook = serde_json::json!({
+        "cells": cells,
+        "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
+        "nbformat": 4, "nbformat_minor": 5,
+    });
+    let path = dir.join(format!("{name}.ipynb"));
+    std::fs::write(&path, notebook.to_string()).expect("notebook written");
+    path
+}
+
+/// Notebooks that are valid Python and within the simulated kernel's language alike.
+pub mod notebooks {
+    /// A title, then three code cells (cells 2-4); cell 3 is the slow one.
+    pub const ANALYSIS: [&str; 4] = [
+        "# Analysis",
+        "import time\nprint('loading')",
+        "time.sleep(0.3)\n6 * 7",
+        "2 + 2",
+    ];
+    /// Its second cell raises ZeroDivisionError; the third never runs.
+    pub const BROKEN: [&str; 3] = ["print('one')", "1 / 0", "print('never')"];
+    /// Its second cell sleeps for a minute.
+    pub const SLOW: [&str; 2] = ["import time", "time.sleep(60)"];
+}
+
+/// The report's notebook `name`.
+pub fn notebook<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["notebooks"]
+        .as_array()
+        .and_then(|all| all.iter().find(|n| n["name"] == name))
+        .unwrap_or(&serde_json::Value::Null)
+}

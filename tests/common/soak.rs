@@ -119,6 +119,11 @@ impl SoakProcess {
         self.log.lock().unwrap().iter().any(|l| l.contains(needle))
     }
 
+    /// Its whole log so far, for failure messages.
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
     /// Its log lines at ERROR.
     pub fn error_lines(&self) -> Vec<String> {
         self.log

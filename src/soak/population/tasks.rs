@@ -152,7 +152,8 @@ impl Population {
             }
             let end = match opened {
                 Ok(mut user) => {
-                    let end = run_kernel_session(&mut user, j, until, &stop, &*record).await;
+                    let end =
+                        run_kernel_session(&mut user, &journeys, until, &stop, &*record).await;
                     user.close(j.step_timeout).await;
                     end
                 }

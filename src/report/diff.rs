@@ -1,7 +1,8 @@
 //! `report diff BASE NEW`: what changed between two runs (say, before and after a hub
 //! upgrade): latency percentiles and failure ratios per action, and per API operation
 //! the share of requests that failed (overall and by reason, throttling among them) and
-//! that were retried — side by side, with every change past the tolerance flagged as a
+//! that were retried, and per notebook its cells' p50/p95/max, each cell's mean and the
+//! share of runs that failed — side by side, with every change past the tolerance flagged as a
 //! regression. Runs of different commands are not comparable; runs with different
 //! parameters are, with a warning that names each difference.
 
@@ -22,16 +23,18 @@ const RATIO_FLOOR: f64 = 0.001;
 pub enum Section {
     Action,
     Request,
+    Notebook,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DiffRow {
     pub section: Section,
-    /// The action (`spawn`) or the API operation (`start_server`).
+    /// The action (`spawn`), the API operation (`start_server`) or the notebook.
     pub action: String,
     /// Actions: `p50`, `p90`, `p95`, `p99`, `max` or `failure_ratio`. Requests:
     /// `failure_ratio`, `failed:REASON` (e.g. `failed:throttled`) or `retry_ratio`, each a
-    /// share of the requests sent.
+    /// share of the requests sent. Notebooks: `cell_p50`, `cell_p95`, `cell_max`,
+    /// `cell N mean` and `failure_ratio` (of its runs).
     pub stat: String,
     pub base: Option<f64>,
     pub new: Option<f64>,
@@ -79,19 +82,14 @@ pub fn diff(base: &RunReport, new: &RunReport, tolerance: f64) -> Vec<DiffRow> {
         let (b, n) = (hist(base), hist(new));
         for (stat, q) in STATS {
             let value = |l: &Latency| l.quantile(q).as_secs_f64();
-            let (bv, nv) = (b.as_ref().map(value), n.as_ref().map(value));
-            let regression = match (bv, nv) {
-                (Some(bv), Some(nv)) => nv > bv * (1.0 + tolerance) && nv - bv > LATENCY_FLOOR_S,
-                _ => false,
-            };
-            rows.push(DiffRow {
-                section: Section::Action,
-                action: action.clone(),
-                stat: stat.to_string(),
-                base: bv,
-                new: nv,
-                regression,
-            });
+            let values = (b.as_ref().map(value), n.as_ref().map(value));
+            rows.push(latency_row(
+                Section::Action,
+                action,
+                stat.to_string(),
+                values,
+                tolerance,
+            ));
         }
     }
     let mut actions: Vec<&String> = base.outcomes.keys().chain(new.outcomes.keys()).collect();
@@ -111,6 +109,95 @@ pub fn diff(base: &RunReport, new: &RunReport, tolerance: f64) -> Vec<DiffRow> {
         ));
     }
     rows.extend(request_rows(base, new, tolerance));
+    rows.extend(notebook_rows(base, new, tolerance));
+    rows
+}
+
+/// A latency that is worse when it grows by more than the tolerance (and the floor).
+fn latency_row(
+    section: Section,
+    action: &str,
+    stat: String,
+    (bv, nv): (Option<f64>, Option<f64>),
+    tolerance: f64,
+) -> DiffRow {
+    let regression = match (bv, nv) {
+        (Some(bv), Some(nv)) => nv > bv * (1.0 + tolerance) && nv - bv > LATENCY_FLOOR_S,
+        _ => false,
+    };
+    DiffRow {
+        section,
+        action: action.to_string(),
+        stat,
+        base: bv,
+        new: nv,
+        regression,
+    }
+}
+
+/// Per notebook: its cells' percentiles, each cell's mean (a cell that got slower is
+/// named), and the share of its runs that failed.
+fn notebook_rows(base: &RunReport, new: &RunReport, tolerance: f64) -> Vec<DiffRow> {
+    let mut names: Vec<&String> = base
+        .notebooks
+        .iter()
+        .chain(&new.notebooks)
+        .map(|n| &n.name)
+        .collect();
+    names.sort();
+    names.dedup();
+    let mut rows = Vec::new();
+    for name in names {
+        let find = |r: &'_ RunReport| r.notebooks.iter().find(|n| &n.name == name).cloned();
+        let (b, n) = (find(base), find(new));
+        let hist = |nb: &Option<super::notebooks::NotebookSummary>| {
+            nb.as_ref()
+                .filter(|nb| nb.cells.count > 0)
+                .and_then(|nb| Latency::from_summary(&nb.cells))
+        };
+        let (bh, nh) = (hist(&b), hist(&n));
+        for (stat, q) in [("cell_p50", 0.5), ("cell_p95", 0.95), ("cell_max", 1.0)] {
+            let value = |l: &Latency| l.quantile(q).as_secs_f64();
+            let values = (bh.as_ref().map(value), nh.as_ref().map(value));
+            rows.push(latency_row(
+                Section::Notebook,
+                name,
+                stat.to_string(),
+                values,
+                tolerance,
+            ));
+        }
+        let cells: std::collections::BTreeSet<usize> = b
+            .iter()
+            .chain(&n)
+            .flat_map(|nb| nb.by_cell.iter().map(|c| c.cell))
+            .collect();
+        for cell in cells {
+            let mean = |nb: &Option<super::notebooks::NotebookSummary>| {
+                nb.as_ref()
+                    .and_then(|nb| nb.by_cell.iter().find(|c| c.cell == cell))
+                    .filter(|c| c.ok > 0)
+                    .map(|c| c.mean_s())
+            };
+            rows.push(latency_row(
+                Section::Notebook,
+                name,
+                format!("cell {cell} mean"),
+                (mean(&b), mean(&n)),
+                tolerance,
+            ));
+        }
+        let runs = |nb: &Option<super::notebooks::NotebookSummary>| {
+            nb.as_ref().and_then(|nb| failure_ratio(&nb.runs))
+        };
+        rows.push(ratio_row(
+            Section::Notebook,
+            name,
+            "failure_ratio",
+            (runs(&b), runs(&n)),
+            tolerance,
+        ));
+    }
     rows
 }
 
@@ -253,7 +340,11 @@ pub fn render(base: &RunReport, new: &RunReport, rows: &[DiffRow], tolerance: f6
         }
         Some(v) => fmt_secs(v),
     };
-    for (section, title) in [(Section::Action, "action"), (Section::Request, "request")] {
+    for (section, title) in [
+        (Section::Action, "action"),
+        (Section::Request, "request"),
+        (Section::Notebook, "notebook"),
+    ] {
         let rows: Vec<&DiffRow> = rows.iter().filter(|r| r.section == section).collect();
         if rows.is_empty() {
             continue;
@@ -330,5 +421,44 @@ mod tests {
         assert!(flagged.contains(&("spawn", "failure_ratio")), "{flagged:?}");
         let text = render(&base, &slower, &rows, 0.1);
         assert!(text.contains("REGRESSION"), "{text}");
+    }
+
+    /// A notebook run twice per report: cell 2 fast, cell 3 `slow_ms`.
+    fn notebook_report(slow_ms: u64, failed_runs: u64) -> RunReport {
+        let mut r = Recorder::default();
+        for _ in 0..2 {
+            r.notebook_cell("etl", 2, Some("load"), Duration::from_millis(20), true);
+            r.notebook_cell("etl", 3, Some("fit"), Duration::from_millis(slow_ms), true);
+            r.notebook_run("etl", None);
+        }
+        for _ in 0..failed_runs {
+            r.notebook_run("etl", Some("kernel_error"));
+        }
+        r.report(test_meta("simulate", ""), &RequestTally::default())
+    }
+
+    #[test]
+    fn a_notebook_cell_that_got_slower_is_named() {
+        let base = notebook_report(500, 0);
+        assert!(diff(&base, &notebook_report(510, 0), 0.1)
+            .iter()
+            .all(|r| !r.regression));
+        let rows = diff(&base, &notebook_report(5000, 1), 0.1);
+        let flagged: Vec<_> = rows
+            .iter()
+            .filter(|r| r.regression)
+            .map(|r| (r.section, r.action.as_str(), r.stat.as_str()))
+            .collect();
+        assert_eq!(
+            flagged,
+            [
+                (Section::Notebook, "etl", "cell_p95"),
+                (Section::Notebook, "etl", "cell_max"),
+                (Section::Notebook, "etl", "cell 3 mean"),
+                (Section::Notebook, "etl", "failure_ratio"),
+            ]
+        );
+        let text = render(&base, &notebook_report(5000, 1), &rows, 0.1);
+        assert!(text.contains("\nnotebook "), "{text}");
     }
 }

@@ -40,14 +40,6 @@ fn silent_kernels() -> MockConfig {
     }
 }
 
-/// Nothing of ours left: no server, no user, and every kernel we started deleted by us.
-fn nothing_left(hub: &MockHub) {
-    assert_eq!(hub.server_counts(), (0, 0, 0), "servers left behind");
-    let (started, deleted) = hub.kernel_counts();
-    assert_eq!(started, deleted, "kernels left behind");
-    assert!(hub.user_names().is_empty(), "{:?}", hub.user_names());
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn three_users_complete_their_journeys() {
     let (hub, server) = start_mock(fast()).await;

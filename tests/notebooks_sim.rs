@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::notebooks::{ANALYSIS, BROKEN, SLOW};
 use common::soak::{start_soak, until};
 use common::*;
-use hubsoak::mockhub::{MockConfig, MockHub};
+use hubsoak::mockhub::MockConfig;
 
 /// Everyone arrives within 300 ms and runs one notebook.
 const ONE_ROUND: [&str; 8] = [
@@ -29,14 +29,6 @@ fn simulate<'a>(users: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     args.extend(ONE_ROUND);
     args.extend(extra);
     args
-}
-
-/// No server, no user, and every kernel we started deleted by us.
-fn nothing_left(hub: &MockHub) {
-    assert_eq!(hub.server_counts(), (0, 0, 0), "servers left behind");
-    let (started, deleted) = hub.kernel_counts();
-    assert_eq!(started, deleted, "kernels left behind");
-    assert!(hub.user_names().is_empty(), "{:?}", hub.user_names());
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -341,7 +341,7 @@ pub async fn run_kernel_session(
 ) -> SessionEnd {
     let settings = journeys.settings();
     if !settings.notebooks.is_empty() {
-        return run_notebooks(user, journeys, until, cancel, sink).await;
+        return notebook::run_session(user, journeys, until, cancel, sink).await;
     }
     let timeout = settings.step_timeout;
     let (id, mut channel) =
@@ -382,64 +382,4 @@ pub async fn run_kernel_session(
     close_kernel(user, &id, channel, end, timeout, sink)
         .await
         .unwrap_or(SessionEnd::Completed { executions })
-}
-
-/// The notebook rounds of a session: each notebook on a fresh kernel (its kernelspec's,
-/// unless `kernel_name` is set), think time between, until `until`, at least one.
-async fn run_notebooks(
-    user: &mut UserSession,
-    journeys: &Journeys,
-    until: Instant,
-    cancel: &CancellationToken,
-    sink: &dyn StepSink,
-) -> SessionEnd {
-    let settings = journeys.settings();
-    let timeout = settings.step_timeout;
-    let mut next = journeys.first_notebook();
-    let mut runs = 0u32;
-    loop {
-        let notebook = &settings.notebooks[next % settings.notebooks.len()];
-        next += 1;
-        let kernel = if settings.kernel_name.is_empty() {
-            notebook.kernel.as_str()
-        } else {
-            settings.kernel_name.as_str()
-        };
-        let (id, mut channel) = match open_kernel(user, kernel, timeout, cancel, sink).await {
-            Ok(kernel) => kernel,
-            Err(end) => {
-                if let SessionEnd::Failed { error, .. } = &end {
-                    sink.notebook(notebook, Err(error));
-                }
-                return end;
-            }
-        };
-        let ran =
-            notebook::run_cells(&mut channel, notebook, user.name(), timeout, cancel, sink).await;
-        if let Some(ran) = &ran {
-            sink.notebook(notebook, ran.as_ref().map(|_| ()));
-        }
-        let end = match ran {
-            None => Some(SessionEnd::Cancelled),
-            Some(Ok(())) => None,
-            Some(Err(error)) => {
-                tracing::debug!(user = user.name(), %error, "notebook failed");
-                Some(SessionEnd::Failed {
-                    step: Step::Execute,
-                    error,
-                })
-            }
-        };
-        if let Some(end) = close_kernel(user, &id, channel, end, timeout, sink).await {
-            return end;
-        }
-        runs += 1;
-        if !think(settings.think_time, until, cancel).await {
-            return if cancel.is_cancelled() {
-                SessionEnd::Cancelled
-            } else {
-                SessionEnd::Completed { executions: runs }
-            };
-        }
-    }
 }

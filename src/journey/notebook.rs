@@ -1,6 +1,7 @@
 //! Notebook journeys: notebooks read once at start (nbformat 4.x, and 3 upgraded, by the
 //! `nbformat` crate) into their code cells, and one notebook run on a kernel: its code
-//! cells in order, each timed and bounded, stopping at the first that fails. A failure
+//! cells in order, each timed and bounded, stopping at the first that fails; and a
+//! session's rounds, one notebook each on a fresh kernel. A failure
 //! names the notebook and the cell; the kernel's traceback goes to the debug log.
 
 use std::path::{Path, PathBuf};
@@ -9,7 +10,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{JourneyError, KernelChannel, Step, StepSink};
+use super::{
+    close_kernel, open_kernel, think, JourneyError, Journeys, KernelChannel, SessionEnd, Step,
+    StepSink, UserSession,
+};
 
 /// More notebooks than this are refused: each is a `notebook` label value.
 pub const MAX_NOTEBOOKS: usize = 50;
@@ -224,10 +228,69 @@ fn v4_cells(nb: nbformat::v4::Notebook, made_up: &[usize]) -> Cells {
     (nb.metadata.kernelspec.map(|k| k.name), cells)
 }
 
+/// The notebook rounds of a session: each notebook on a fresh kernel (its kernelspec's,
+/// unless `kernel_name` is set), think time between, until `until`, at least one.
+pub(super) async fn run_session(
+    user: &mut UserSession,
+    journeys: &Journeys,
+    until: Instant,
+    cancel: &CancellationToken,
+    sink: &dyn StepSink,
+) -> SessionEnd {
+    let settings = journeys.settings();
+    let timeout = settings.step_timeout;
+    let mut next = journeys.first_notebook();
+    let mut runs = 0u32;
+    loop {
+        let notebook = &settings.notebooks[next % settings.notebooks.len()];
+        next += 1;
+        let kernel = if settings.kernel_name.is_empty() {
+            notebook.kernel.as_str()
+        } else {
+            settings.kernel_name.as_str()
+        };
+        let (id, mut channel) = match open_kernel(user, kernel, timeout, cancel, sink).await {
+            Ok(kernel) => kernel,
+            Err(end) => {
+                if let SessionEnd::Failed { error, .. } = &end {
+                    sink.notebook(notebook, Err(error));
+                }
+                return end;
+            }
+        };
+        let ran = run_cells(&mut channel, notebook, user.name(), timeout, cancel, sink).await;
+        if let Some(ran) = &ran {
+            sink.notebook(notebook, ran.as_ref().map(|_| ()));
+        }
+        let end = match ran {
+            None => Some(SessionEnd::Cancelled),
+            Some(Ok(())) => None,
+            Some(Err(error)) => {
+                tracing::debug!(user = user.name(), %error, "notebook failed");
+                Some(SessionEnd::Failed {
+                    step: Step::Execute,
+                    error,
+                })
+            }
+        };
+        if let Some(end) = close_kernel(user, &id, channel, end, timeout, sink).await {
+            return end;
+        }
+        runs += 1;
+        if !think(settings.think_time, until, cancel).await {
+            return if cancel.is_cancelled() {
+                SessionEnd::Cancelled
+            } else {
+                SessionEnd::Completed { executions: runs }
+            };
+        }
+    }
+}
+
 /// Runs `notebook`'s code cells in order on `channel`, each within `timeout`, each
 /// reported to `sink` (as an `execute` step and as a cell); the first failure ends the
 /// run, named by notebook and cell. None: cancelled.
-pub(super) async fn run_cells(
+async fn run_cells(
     channel: &mut KernelChannel,
     notebook: &Notebook,
     user: &str,

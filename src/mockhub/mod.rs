@@ -6,6 +6,7 @@
 mod api;
 mod faults;
 mod http;
+mod kernel;
 mod servers;
 mod singleuser;
 mod state;

@@ -34,6 +34,15 @@ pub fn fast() -> MockConfig {
     }
 }
 
+/// Nothing of ours left on the simulator: no server, no user, and every kernel we started
+/// deleted by us.
+pub fn nothing_left(hub: &MockHub) {
+    assert_eq!(hub.server_counts(), (0, 0, 0), "servers left behind");
+    let (started, deleted) = hub.kernel_counts();
+    assert_eq!(started, deleted, "kernels left behind");
+    assert!(hub.user_names().is_empty(), "{:?}", hub.user_names());
+}
+
 pub struct Out {
     pub code: i32,
     pub stdout: String,

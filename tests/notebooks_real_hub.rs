@@ -17,6 +17,7 @@ on_both_hubs!(
     a_notebook_for_three_users,
     a_raising_cell_is_named,
     a_sleeping_cell_times_out,
+    a_kernel_the_server_lacks_is_named,
     a_soak_runs_notebooks,
 );
 
@@ -180,6 +181,34 @@ async fn a_sleeping_cell_times_out(major: u8) {
     let (spawns_after, stops_after) = hub.truth().await;
     assert_eq!(spawns_after - spawns_before, 1.0);
     assert_eq!(stops_after - stops_before, 1.0, "the server was stopped");
+    assert!(hub.ours("hubsoak").await.is_empty());
+}
+
+/// A notebook written for a kernel the image does not have: the kernel start fails,
+/// named by notebook and kernel; `--kernel-name` runs it on the one it has.
+async fn a_kernel_the_server_lacks_is_named(major: u8) {
+    let hub = real_servers(major, false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_notebook_for(dir.path(), "needs-r", "ir", &["1 + 1"]);
+    let (out, r) = simulate_on(&hub, "1", &["--notebook", path.to_str().unwrap()]).await;
+    assert_eq!(out.code, 1, "{}\n{}", out.all(), hub.log_tail());
+    assert_eq!(r["outcomes"]["journey"]["failures"]["start-kernel"], 1);
+    assert_eq!(notebook(&r, "needs-r")["runs"]["failures"]["http_5xx"], 1);
+    assert!(
+        out.stderr
+            .contains("notebook needs-r (kernel ir): HTTP 500"),
+        "{}",
+        out.stderr
+    );
+    let args = [
+        "--notebook",
+        path.to_str().unwrap(),
+        "--kernel-name",
+        "python3",
+    ];
+    let (out, r) = simulate_on(&hub, "1", &args).await;
+    assert_eq!(out.code, 0, "{}\n{}", out.all(), hub.log_tail());
+    assert_eq!(notebook(&r, "needs-r")["runs"]["success"], 1);
     assert!(hub.ours("hubsoak").await.is_empty());
 }
 

@@ -201,6 +201,44 @@ async fn a_sleeping_cell_times_out_with_user_tokens() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_kernel_the_server_lacks_is_named_and_kernel_name_overrides_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_notebook_for(dir.path(), "needs-r", "ir", &["1 + 1"]);
+    let (hub, server) = start_mock(fast()).await;
+    let (out, r) = against_reporting(
+        &server,
+        &simulate("1", &["--notebook", path.to_str().unwrap()]),
+    )
+    .await;
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert_eq!(r["outcomes"]["journey"]["failures"]["start-kernel"], 1);
+    assert_eq!(notebook(&r, "needs-r")["runs"]["failures"]["http_5xx"], 1);
+    assert!(
+        out.stderr
+            .contains("notebook needs-r (kernel ir): HTTP 500"),
+        "{}",
+        out.stderr
+    );
+    nothing_left(&hub);
+    let (out, r) = against_reporting(
+        &server,
+        &simulate(
+            "1",
+            &[
+                "--notebook",
+                path.to_str().unwrap(),
+                "--kernel-name",
+                "python3",
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(notebook(&r, "needs-r")["runs"]["success"], 1);
+    nothing_left(&hub);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_soak_exports_each_notebooks_cells_and_failures() {
     let dir = tempfile::tempdir().unwrap();
     write_notebook(dir.path(), "analysis", &ANALYSIS);

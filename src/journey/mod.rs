@@ -146,9 +146,9 @@ pub enum JourneyError {
     /// `ename: evalue`; the traceback (ANSI codes stripped) is for the debug log.
     #[error("the kernel reported {error}")]
     Kernel { error: String, traceback: String },
-    /// A notebook's cell failed: `at` names the notebook and the cell.
+    /// A failure with where it happened (a notebook's cell, its kernel).
     #[error("{at}: {error}")]
-    Cell {
+    At {
         at: String,
         error: Box<JourneyError>,
     },
@@ -169,9 +169,20 @@ impl JourneyError {
             JourneyError::Connection(_) => "connection",
             JourneyError::Protocol(_) => "protocol",
             JourneyError::Kernel { .. } => "kernel_error",
-            JourneyError::Cell { error, .. } => error.reason(),
+            JourneyError::At { error, .. } => error.reason(),
             JourneyError::UnexpectedOutput(_) => "unexpected_output",
             JourneyError::LoginRejected => "login_rejected",
+        }
+    }
+
+    /// This error, said to have happened `at` (if given).
+    fn at(self, at: Option<&str>) -> JourneyError {
+        match at {
+            None => self,
+            Some(at) => JourneyError::At {
+                at: at.to_string(),
+                error: Box::new(self),
+            },
         }
     }
 
@@ -224,14 +235,13 @@ pub enum SessionEnd {
     Cancelled,
 }
 
-/// Runs `step` under the step timeout (or `cancel`), reporting it to `sink`.
-async fn timed<T, F>(
-    sink: &dyn StepSink,
-    step: Step,
+/// Runs `work` within `timeout`: how long it took and how it ended; None if `cancel`
+/// came first.
+async fn bounded<T, F>(
     timeout: Duration,
     cancel: &CancellationToken,
     work: F,
-) -> Option<Result<T, JourneyError>>
+) -> Option<(Duration, Result<T, JourneyError>)>
 where
     F: std::future::Future<Output = Result<T, JourneyError>>,
 {
@@ -240,7 +250,25 @@ where
         r = tokio::time::timeout(timeout, work) => r.unwrap_or(Err(JourneyError::Timeout)),
         _ = cancel.cancelled() => return None,
     };
-    sink.step(step, started.elapsed(), result.as_ref().map(|_| ()));
+    Some((started.elapsed(), result))
+}
+
+/// Runs `step` under the step timeout (or `cancel`), reporting it to `sink`; a failure
+/// is said to have happened `at`, if given.
+async fn timed<T, F>(
+    sink: &dyn StepSink,
+    step: Step,
+    timeout: Duration,
+    cancel: &CancellationToken,
+    at: Option<&str>,
+    work: F,
+) -> Option<Result<T, JourneyError>>
+where
+    F: std::future::Future<Output = Result<T, JourneyError>>,
+{
+    let (took, result) = bounded(timeout, cancel, work).await?;
+    let result = result.map_err(|e| e.at(at));
+    sink.step(step, took, result.as_ref().map(|_| ()));
     Some(result)
 }
 
@@ -257,22 +285,24 @@ async fn stop_kernel(
         Step::KernelStop,
         timeout,
         &never,
+        None,
         user.stop_kernel(id),
     )
     .await
     .unwrap_or(Ok(()))
 }
 
-/// Starts a kernel as the `kernel_start` step; a failed or cancelled start still ends
-/// in any kernel it made being deleted.
+/// Starts a kernel as the `kernel_start` step (a failure said to be `at`, if given); a
+/// failed or cancelled start still ends in any kernel it made being deleted.
 async fn open_kernel(
     user: &mut UserSession,
     kernel_name: &str,
+    at: Option<&str>,
     timeout: Duration,
     cancel: &CancellationToken,
     sink: &dyn StepSink,
 ) -> Result<(String, KernelChannel), SessionEnd> {
-    let started = timed(sink, Step::KernelStart, timeout, cancel, async {
+    let started = timed(sink, Step::KernelStart, timeout, cancel, at, async {
         user.start_kernel(kernel_name).await
     })
     .await;
@@ -345,13 +375,13 @@ pub async fn run_kernel_session(
     }
     let timeout = settings.step_timeout;
     let (id, mut channel) =
-        match open_kernel(user, &settings.kernel_name, timeout, cancel, sink).await {
+        match open_kernel(user, &settings.kernel_name, None, timeout, cancel, sink).await {
             Ok(kernel) => kernel,
             Err(end) => return end,
         };
     let mut executions = 0u32;
     let end = loop {
-        let result = timed(sink, Step::Execute, timeout, cancel, async {
+        let result = timed(sink, Step::Execute, timeout, cancel, None, async {
             let output = channel.execute(&settings.code).await?;
             if output.contains(settings.expect.as_str()) {
                 Ok(())

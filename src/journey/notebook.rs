@@ -11,8 +11,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    close_kernel, open_kernel, think, JourneyError, Journeys, KernelChannel, SessionEnd, Step,
-    StepSink, UserSession,
+    bounded, close_kernel, open_kernel, think, JourneyError, Journeys, KernelChannel, SessionEnd,
+    Step, StepSink, UserSession,
 };
 
 /// More notebooks than this are refused: each is a `notebook` label value.
@@ -249,7 +249,9 @@ pub(super) async fn run_session(
         } else {
             settings.kernel_name.as_str()
         };
-        let (id, mut channel) = match open_kernel(user, kernel, timeout, cancel, sink).await {
+        let at = format!("notebook {} (kernel {kernel})", notebook.name);
+        let opened = open_kernel(user, kernel, Some(&at), timeout, cancel, sink).await;
+        let (id, mut channel) = match opened {
             Ok(kernel) => kernel,
             Err(end) => {
                 if let SessionEnd::Failed { error, .. } = &end {
@@ -299,14 +301,7 @@ async fn run_cells(
     sink: &dyn StepSink,
 ) -> Option<Result<(), JourneyError>> {
     for cell in &notebook.cells {
-        let started = Instant::now();
-        let result = tokio::select! {
-            r = tokio::time::timeout(timeout, channel.execute(&cell.source)) => {
-                r.unwrap_or(Err(JourneyError::Timeout))
-            }
-            _ = cancel.cancelled() => return None,
-        };
-        let took = started.elapsed();
+        let (took, result) = bounded(timeout, cancel, channel.execute(&cell.source)).await?;
         let result = result.map(|_| ()).map_err(|error| {
             if let JourneyError::Kernel { traceback, .. } = &error {
                 tracing::debug!(
@@ -317,10 +312,11 @@ async fn run_cells(
                     "the cell's traceback"
                 );
             }
-            JourneyError::Cell {
-                at: format!("notebook {} {}", notebook.name, cell.label()),
-                error: Box::new(error),
-            }
+            error.at(Some(&format!(
+                "notebook {} {}",
+                notebook.name,
+                cell.label()
+            )))
         });
         sink.step(Step::Execute, took, result.as_ref().map(|_| ()));
         sink.cell(notebook, cell, took, result.as_ref().map(|_| ()));

@@ -15,7 +15,7 @@ use axum::extract::{FromRequestParts, Path, Request, State};
 use axum::http::{header, HeaderMap, Method, Response, StatusCode};
 use axum::Router;
 use chrono::Utc;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::http::{api_error, json_response};
 use super::tokens::authorize as authorize_api;
@@ -327,8 +327,11 @@ async fn single_user(
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
     match (method, segments.as_slice()) {
         (Method::POST, ["api", "kernels"]) => {
-            drop(body);
-            start_kernel(&hub, &name, &server)
+            let body = axum::body::to_bytes(body, 64 * 1024)
+                .await
+                .unwrap_or_default();
+            let wanted: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            start_kernel(&hub, &name, &server, wanted["name"].as_str().unwrap_or(""))
         }
         (Method::DELETE, ["api", "kernels", id]) => {
             let mut su = hub.su();
@@ -387,10 +390,15 @@ fn oauth_callback(hub: &MockHub, name: &str, base: &str, query: &str) -> Resp {
     }
 }
 
-fn start_kernel(hub: &MockHub, name: &str, server: &str) -> Resp {
+/// `POST …/api/kernels` for kernel `kernel` ("" is the default): the servers have only
+/// `python3`; another name is jupyter_server's unhandled NoSuchKernel, a 500.
+fn start_kernel(hub: &MockHub, name: &str, server: &str, kernel: &str) -> Resp {
     if let Some(status) = hub.faults().kernel_start_status {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         return api_error(status, "Kernel start failed (simulated)");
+    }
+    if !kernel.is_empty() && kernel != "python3" {
+        return api_error(StatusCode::INTERNAL_SERVER_ERROR, "Unhandled error");
     }
     let id = uuid::Uuid::new_v4().to_string();
     let mut su = hub.su();

@@ -229,6 +229,16 @@ pub fn assert_phases_add_up(report: &serde_json::Value, spawns: u64) {
 /// Writes `dir/name.ipynb` (nbformat 4.5) of `cells`, each code unless it starts with
 /// "# " (markdown); ids `c1`, `c2`, … by position.
 pub fn write_notebook(dir: &Path, name: &str, cells: &[&str]) -> std::path::PathBuf {
+    write_notebook_for(dir, name, "python3", cells)
+}
+
+/// [`write_notebook`] for kernel `kernel`.
+pub fn write_notebook_for(
+    dir: &Path,
+    name: &str,
+    kernel: &str,
+    cells: &[&str],
+) -> std::path::PathBuf {
     let cells: Vec<serde_json::Value> = cells
         .iter()
         .enumerate()
@@ -246,7 +256,7 @@ pub fn write_notebook(dir: &Path, name: &str, cells: &[&str]) -> std::path::Path
         .collect();
     let notebook = serde_json::json!({
         "cells": cells,
-        "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
+        "metadata": {"kernelspec": {"display_name": kernel, "language": "python", "name": kernel}},
         "nbformat": 4, "nbformat_minor": 5,
     });
     let path = dir.join(format!("{name}.ipynb"));

@@ -3,8 +3,9 @@
 //! ever holds a user or server name: every label value is one of an enum's (`Status`,
 //! `ServerState`, `Probe`, `Action`, and the hub's `Operation`, `FailureReason`,
 //! `ProblemKind`, the journey's `Step`) or a configured notebook's name (at most 50),
-//! each series is created at start so it exists before its first event, and callers record through one method per event
-//! (`spawn_finished`, `ping_ok`, `journey_step_failed`, …), never by label strings.
+//! each series is created at start so it exists before its first event, and callers
+//! record through one method per event (`spawn_finished`, `ping_ok`,
+//! `journey_step_failed`, …), never by label strings.
 
 use std::time::Duration;
 

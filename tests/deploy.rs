@@ -78,6 +78,27 @@ fn render(dir: &str) -> (String, Vec<Value>) {
     (out, objects)
 }
 
+/// [`render`] of an operator's own kustomization: `resources` (a directory of this
+/// repository) with `deploy/components/{component}`.
+fn render_with(resources: &str, component: &str) -> (String, Vec<Value>) {
+    let target = repo().join("target");
+    std::fs::create_dir_all(&target).unwrap();
+    let dir = tempfile::tempdir_in(&target).unwrap();
+    std::fs::write(
+        dir.path().join("kustomization.yaml"),
+        format!("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../../{resources}\ncomponents:\n  - ../../deploy/components/{component}\n"),
+    )
+    .unwrap();
+    let rel = dir
+        .path()
+        .strip_prefix(repo())
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    render(&rel)
+}
+
 fn kinds(objects: &[Value]) -> Vec<String> {
     let mut kinds: Vec<String> = objects
         .iter()
@@ -193,22 +214,7 @@ fn the_kube_prometheus_stack_component_labels_monitors_and_rules() {
         );
     }
     // Added to an overlay of the operator's own: the PodMonitor overlay.
-    let target = repo().join("target");
-    std::fs::create_dir_all(&target).unwrap();
-    let dir = tempfile::tempdir_in(&target).unwrap();
-    std::fs::write(
-        dir.path().join("kustomization.yaml"),
-        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../../deploy/overlays/podmonitor\ncomponents:\n  - ../../deploy/components/kube-prometheus-stack\n",
-    )
-    .unwrap();
-    let rel = dir
-        .path()
-        .strip_prefix(repo())
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_string();
-    let (_, objects) = render(&rel);
+    let (_, objects) = render_with("deploy/overlays/podmonitor", "kube-prometheus-stack");
     for kind in ["PodMonitor", "PrometheusRule"] {
         assert_eq!(
             release(find(&objects, kind)).as_deref(),
@@ -557,22 +563,7 @@ fn the_dockerfile_builds_from_the_crate_and_runs_as_non_root() {
 #[tokio::test]
 async fn the_notebooks_component_clones_into_the_soaks_notebooks() {
     for overlay in ["deploy/base", "deploy/overlays/statefulset"] {
-        let target = repo().join("target");
-        std::fs::create_dir_all(&target).unwrap();
-        let dir = tempfile::tempdir_in(&target).unwrap();
-        std::fs::write(
-            dir.path().join("kustomization.yaml"),
-            format!("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../../{overlay}\ncomponents:\n  - ../../deploy/components/notebooks-from-git\n"),
-        )
-        .unwrap();
-        let rel = dir
-            .path()
-            .strip_prefix(repo())
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .to_string();
-        let (text, objects) = render(&rel);
+        let (text, objects) = render_with(overlay, "notebooks-from-git");
         let kind = if overlay.ends_with("statefulset") {
             "StatefulSet"
         } else {

@@ -2,8 +2,8 @@
 //! hub's form, start a kernel, execute code over its websocket and check the output,
 //! think, repeat until the session ends, stop the kernel. Each step is timed and bounded
 //! by a timeout. With notebooks, each round runs one notebook's code cells on a fresh
-//! kernel instead of `code` (`notebook.rs`). The server itself is started and stopped by the caller (soak or
-//! `simulate`), which stops it whatever happened here.
+//! kernel instead of `code` (`notebook.rs`). The server itself is started and stopped by
+//! the caller (soak or `simulate`), which stops it whatever happened here.
 
 mod kernel;
 mod notebook;

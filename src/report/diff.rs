@@ -2,9 +2,9 @@
 //! upgrade): latency percentiles and failure ratios per action, and per API operation
 //! the share of requests that failed (overall and by reason, throttling among them) and
 //! that were retried, and per notebook its cells' p50/p95/max, each cell's mean and the
-//! share of runs that failed — side by side, with every change past the tolerance flagged as a
-//! regression. Runs of different commands are not comparable; runs with different
-//! parameters are, with a warning that names each difference.
+//! share of runs that failed — side by side, with every change past the tolerance
+//! flagged as a regression. Runs of different commands are not comparable; runs with
+//! different parameters are, with a warning that names each difference.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -1,8 +1,9 @@
 //! `report html`: one run report as a self-contained page — no script, style sheet, font
 //! or image from anywhere else — that answers "how did the hub do, and was it the hub?"
 //! at a glance: a header (command, parameters, versions, times, verdict), the thresholds
-//! with their values and limits, the request table per API operation, the charts of
-//! charts.rs, and the errors grouped by reason.
+//! with their values and limits, the notebooks (runs, cell p50/p95, slowest cells), the
+//! request table per API operation, the charts of charts.rs, and the errors grouped by
+//! reason.
 
 use std::fmt::Write as _;
 

@@ -38,8 +38,17 @@ async fn notebooks_run_cell_by_cell_with_figures_per_cell() {
     write_notebook(dir.path(), "second", &["print(1 + 1)", "3 * 3"]);
     let (hub, server) = start_mock(fast()).await;
     let nb_dir = dir.path().to_str().unwrap();
-    let (out, r) = against_reporting(&server, &simulate("4", &["--notebook", nb_dir])).await;
+    let gates = [
+        "--threshold",
+        "notebook:analysis:cell_p95<5s",
+        "--threshold",
+        "notebook:second:failures<1",
+    ];
+    let mut args = simulate("4", &["--notebook", nb_dir]);
+    args.extend(gates);
+    let (out, r) = against_reporting(&server, &args).await;
     assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(r["thresholds"][0]["passed"], true, "{}", out.stdout);
     assert_eq!(successes(&r, "journey"), 4, "{}", out.stdout);
     // In turn: two users each.
     let analysis = notebook(&r, "analysis");
@@ -106,6 +115,18 @@ async fn notebooks_run_cell_by_cell_with_figures_per_cell() {
         .expect("a notebooks section");
     assert!(section.contains("<td>analysis</td>"), "{section}");
     assert!(section.contains("cell 3 (id c3)"), "{section}");
+
+    // A notebook gate that misses: exit 3, named with its value.
+    let mut args = simulate("1", &["--notebook", nb_dir]);
+    args.extend(["--threshold", "notebook:analysis:cell_max<10ms"]);
+    let out = against(&server, &args).await;
+    assert_eq!(out.code, 3, "{}", out.all());
+    assert!(
+        out.stdout
+            .contains("threshold: notebook:analysis:cell_max<10ms"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -315,6 +336,25 @@ async fn more_than_fifty_notebooks_and_unreadable_ones_are_refused() {
     assert_eq!(
         out.stderr.trim(),
         "hubsoak: error: --notebook: 51 notebooks; at most 50 (each is a label value of the notebook metrics)"
+    );
+    // A threshold on a notebook the run does not have.
+    let one = write_notebook(dir.path(), "n00", &["1 + 1"]);
+    let out = against(
+        &server,
+        &[
+            "simulate",
+            "1",
+            "--notebook",
+            one.to_str().unwrap(),
+            "--threshold",
+            "notebook:n01:failures<1",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert_eq!(
+        out.stderr.trim(),
+        "hubsoak: error: --threshold: \"notebook:n01:failures<1\": no notebook \"n01\" in this run (notebooks: n00)"
     );
     // The soak checks the same before it binds a port.
     let bad = dir.path().join("bad.ipynb");

@@ -182,6 +182,26 @@ pub fn simulate(
     };
     let journey = journey::journey(&raw, api_url.as_ref(), &flag, &mut p.0);
     let report = report_settings(&args.report, actions::SIMULATE, p);
+    if let Some(j) = &journey {
+        let names: Vec<&str> = j.notebooks.iter().map(|n| n.name.as_str()).collect();
+        for t in &report.thresholds {
+            match t.notebook() {
+                Some(name) if !names.contains(&name) => p.push(
+                    "--threshold",
+                    format!(
+                        "{:?}: no notebook {name:?} in this run (notebooks: {})",
+                        t.expr,
+                        if names.is_empty() {
+                            "none".to_string()
+                        } else {
+                            names.join(", ")
+                        }
+                    ),
+                ),
+                _ => {}
+            }
+        }
+    }
     Some(SimulateSettings {
         scope: scope?,
         users,

@@ -9,7 +9,9 @@
 //! - `ACTION_count`: latency samples;
 //! - `failure_ratio` (all actions) or `ACTION_failure_ratio`: failed / (ok + failed);
 //! - `failures` or `ACTION_failures`, and `ACTION_ok`: counts;
-//! - `request_failure_ratio`: failed API requests / requests sent.
+//! - `request_failure_ratio`: failed API requests / requests sent;
+//! - `notebook:NAME:FIGURE`, one notebook's: `cell_pNN`, `cell_min`, `cell_mean`,
+//!   `cell_max` (seconds), `cell_count`, and of its runs `failure_ratio`, `failures`, `ok`.
 //!
 //! A metric the report has no data for is a miss: an unverifiable gate does not pass.
 
@@ -47,11 +49,27 @@ enum Stat {
 
 #[derive(Debug, Clone, PartialEq)]
 enum Metric {
-    Latency { action: String, stat: Stat },
+    Latency {
+        action: String,
+        stat: Stat,
+    },
     FailureRatio(Option<String>),
     Failures(Option<String>),
     Ok(String),
     RequestFailureRatio,
+    Notebook {
+        name: String,
+        figure: NotebookFigure,
+    },
+}
+
+/// A figure of one notebook: its cells' latency, or its runs' outcomes.
+#[derive(Debug, Clone, PartialEq)]
+enum NotebookFigure {
+    Cell(Stat),
+    FailureRatio,
+    Failures,
+    Ok,
 }
 
 /// One parsed threshold.
@@ -73,6 +91,12 @@ impl Metric {
             Metric::Latency { .. } => Unit::Seconds,
             Metric::FailureRatio(_) | Metric::RequestFailureRatio => Unit::Ratio,
             Metric::Failures(_) | Metric::Ok(_) => Unit::Count,
+            Metric::Notebook { figure, .. } => match figure {
+                NotebookFigure::Cell(Stat::Count) => Unit::Count,
+                NotebookFigure::Cell(_) => Unit::Seconds,
+                NotebookFigure::FailureRatio => Unit::Ratio,
+                NotebookFigure::Failures | NotebookFigure::Ok => Unit::Count,
+            },
         }
     }
 
@@ -81,7 +105,7 @@ impl Metric {
             Metric::Latency { action, .. } => Some(action),
             Metric::FailureRatio(a) | Metric::Failures(a) => a.as_deref(),
             Metric::Ok(a) => Some(a),
-            Metric::RequestFailureRatio => None,
+            Metric::RequestFailureRatio | Metric::Notebook { .. } => None,
         }
     }
 }
@@ -173,7 +197,36 @@ fn parse_stat(s: &str) -> Option<Stat> {
     }
 }
 
+/// `notebook:NAME:FIGURE`.
+fn parse_notebook(rest: &str) -> Result<Metric, String> {
+    let (name, figure) = rest
+        .rsplit_once(':')
+        .filter(|(name, _)| !name.is_empty())
+        .ok_or_else(|| {
+            format!("{rest:?}: want notebook:NAME:FIGURE, e.g. notebook:etl:cell_p95")
+        })?;
+    let figure = match figure {
+        "failure_ratio" => NotebookFigure::FailureRatio,
+        "failures" => NotebookFigure::Failures,
+        "ok" => NotebookFigure::Ok,
+        other => other
+            .strip_prefix("cell_")
+            .and_then(parse_stat)
+            .map(NotebookFigure::Cell)
+            .ok_or_else(|| {
+                format!("unknown notebook figure {other:?}: want cell_pNN, cell_min, cell_mean, cell_max, cell_count, failure_ratio, failures or ok")
+            })?,
+    };
+    Ok(Metric::Notebook {
+        name: name.to_string(),
+        figure,
+    })
+}
+
 fn parse_metric(name: &str) -> Result<Metric, String> {
+    if let Some(rest) = name.strip_prefix("notebook:") {
+        return parse_notebook(rest);
+    }
     let action = |a: &str| {
         if a.is_empty() || !a.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
             Err(format!(
@@ -240,10 +293,7 @@ fn split(expr: &str) -> Result<(Metric, Op, &str, bool), String> {
         _ => (Op::Gt, &rest[1..]),
     };
     let metric = parse_metric(name.trim()).map_err(|e| format!("{expr:?}: {e}"))?;
-    let latency = matches!(
-        &metric,
-        Metric::Latency { stat, .. } if *stat != Stat::Count
-    );
+    let latency = metric.unit() == Unit::Seconds;
     Ok((metric, op, limit, latency))
 }
 
@@ -301,6 +351,37 @@ impl Threshold {
                     .sum();
                 (sent > 0).then(|| failed as f64 / sent as f64)
             }
+            Metric::Notebook { name, figure } => {
+                let nb = report.notebooks.iter().find(|n| &n.name == name)?;
+                match figure {
+                    NotebookFigure::Cell(stat) => {
+                        let s = &nb.cells;
+                        if s.count == 0 {
+                            return None;
+                        }
+                        Some(match stat {
+                            Stat::Count => s.count as f64,
+                            Stat::Min => s.min_s,
+                            Stat::Mean => s.mean_s,
+                            Stat::Max => s.max_s,
+                            Stat::Quantile(q) => {
+                                Latency::from_summary(s)?.quantile(*q).as_secs_f64()
+                            }
+                        })
+                    }
+                    NotebookFigure::FailureRatio => ratio(&[&nb.runs]),
+                    NotebookFigure::Failures => Some(nb.runs.failed() as f64),
+                    NotebookFigure::Ok => Some(nb.runs.success as f64),
+                }
+            }
+        }
+    }
+
+    /// The notebook this threshold is about, if any.
+    pub fn notebook(&self) -> Option<&str> {
+        match &self.metric {
+            Metric::Notebook { name, .. } => Some(name),
+            _ => None,
         }
     }
 
@@ -439,6 +520,46 @@ mod tests {
         ] {
             assert!(bad.parse::<Threshold>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn notebook_thresholds_read_the_notebook() {
+        let t: Threshold = "notebook:warm-up:cell_p95<2s".parse().unwrap();
+        assert_eq!(t.notebook(), Some("warm-up"));
+        assert_eq!(t.limit, 2.0);
+        assert_eq!(t.metric.unit(), Unit::Seconds);
+        let t: Threshold = "notebook:v1.2:failures<1".parse().unwrap();
+        assert_eq!(t.metric.unit(), Unit::Count);
+        for bad in [
+            "notebook:etl<1",
+            "notebook::cell_p95<1s",
+            "notebook:etl:cell_p100<1s",
+            "notebook:etl:speed<1",
+            "notebook:etl:failure_ratio<1s",
+        ] {
+            assert!(bad.parse::<Threshold>().is_err(), "{bad}");
+        }
+        let mut r = crate::report::Recorder::default();
+        for ms in [100, 200, 300, 400] {
+            r.notebook_cell("etl", 2, None, std::time::Duration::from_millis(ms), true);
+        }
+        r.notebook_run("etl", None);
+        r.notebook_run("etl", Some("timeout"));
+        let report = r.report(
+            crate::report::test_meta("simulate", ""),
+            &crate::hub::RequestTally::default(),
+        );
+        let value = |expr: &str| expr.parse::<Threshold>().unwrap().value(&report);
+        let max = value("notebook:etl:cell_max<1s").unwrap();
+        assert!((max - 0.4).abs() < 0.001, "{max}");
+        assert_eq!(value("notebook:etl:cell_count<1"), Some(4.0));
+        assert_eq!(value("notebook:etl:failure_ratio<1"), Some(0.5));
+        assert_eq!(value("notebook:etl:ok<1"), Some(1.0));
+        assert_eq!(
+            value("notebook:other:failures<1"),
+            None,
+            "no data is a miss"
+        );
     }
 
     #[test]

@@ -560,6 +560,19 @@ mod tests {
             None,
             "no data is a miss"
         );
+        // And on the change between two runs (`report diff`).
+        let mut slower = crate::report::Recorder::default();
+        for ms in [200, 400, 600, 800] {
+            slower.notebook_cell("etl", 2, None, std::time::Duration::from_millis(ms), true);
+        }
+        let slower = slower.report(
+            crate::report::test_meta("simulate", ""),
+            &crate::hub::RequestTally::default(),
+        );
+        let t = DeltaThreshold::parse_for("notebook:etl:cell_mean<+20%", actions::ANY).unwrap();
+        let change = t.value(&report, &slower).unwrap();
+        assert!((change - 100.0).abs() < 1.0, "{change}");
+        assert!(!t.check(&report, &slower).passed);
     }
 
     #[test]

@@ -63,7 +63,7 @@ fn the_prometheus_rule_carries_exactly_the_plain_rules() {
             }
         }
     }
-    assert_eq!(alerts, 13);
+    assert_eq!(alerts, 14);
 }
 
 /// `kubectl kustomize DIR`, split into objects.

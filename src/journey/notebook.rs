@@ -411,6 +411,24 @@ mod tests {
         assert_eq!(names, ["b", "a"]);
     }
 
+    /// A ConfigMap volume: the files are links into a hidden `..data` directory.
+    #[cfg(unix)]
+    #[test]
+    fn a_configmap_volume_reads_each_notebook_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("..2026_11_30_16_00_00.123");
+        write(&data, "canary.ipynb", V44);
+        std::os::unix::fs::symlink(&data, dir.path().join("..data")).unwrap();
+        std::os::unix::fs::symlink(
+            Path::new("..data/canary.ipynb"),
+            dir.path().join("canary.ipynb"),
+        )
+        .unwrap();
+        let found = load(&[dir.path().to_path_buf()]).unwrap();
+        let names: Vec<&str> = found.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["canary"]);
+    }
+
     #[test]
     fn every_problem_is_named() {
         let dir = tempfile::tempdir().unwrap();

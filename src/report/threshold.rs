@@ -17,7 +17,7 @@
 
 use std::str::FromStr;
 
-use super::{Latency, RunReport, Tally, ThresholdResult, Unit};
+use super::{Latency, LatencySummary, RunReport, Tally, ThresholdResult, Unit};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
@@ -45,6 +45,22 @@ enum Stat {
     Mean,
     Max,
     Count,
+}
+
+impl Stat {
+    /// This figure of a latency summary; None without samples.
+    fn of(&self, s: &LatencySummary) -> Option<f64> {
+        if s.count == 0 {
+            return None;
+        }
+        Some(match self {
+            Stat::Count => s.count as f64,
+            Stat::Min => s.min_s,
+            Stat::Mean => s.mean_s,
+            Stat::Max => s.max_s,
+            Stat::Quantile(q) => Latency::from_summary(s)?.quantile(*q).as_secs_f64(),
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -322,19 +338,7 @@ impl Threshold {
     /// The metric's value in `report`, if it has one.
     pub fn value(&self, report: &RunReport) -> Option<f64> {
         match &self.metric {
-            Metric::Latency { action, stat } => {
-                let s = report.latency.get(action)?;
-                if s.count == 0 {
-                    return None;
-                }
-                Some(match stat {
-                    Stat::Count => s.count as f64,
-                    Stat::Min => s.min_s,
-                    Stat::Mean => s.mean_s,
-                    Stat::Max => s.max_s,
-                    Stat::Quantile(q) => Latency::from_summary(s)?.quantile(*q).as_secs_f64(),
-                })
-            }
+            Metric::Latency { action, stat } => stat.of(report.latency.get(action)?),
             Metric::FailureRatio(None) => ratio(&report.outcomes.values().collect::<Vec<_>>()),
             Metric::FailureRatio(Some(a)) => ratio(&[report.outcomes.get(a)?]),
             Metric::Failures(None) => {
@@ -354,21 +358,7 @@ impl Threshold {
             Metric::Notebook { name, figure } => {
                 let nb = report.notebooks.iter().find(|n| &n.name == name)?;
                 match figure {
-                    NotebookFigure::Cell(stat) => {
-                        let s = &nb.cells;
-                        if s.count == 0 {
-                            return None;
-                        }
-                        Some(match stat {
-                            Stat::Count => s.count as f64,
-                            Stat::Min => s.min_s,
-                            Stat::Mean => s.mean_s,
-                            Stat::Max => s.max_s,
-                            Stat::Quantile(q) => {
-                                Latency::from_summary(s)?.quantile(*q).as_secs_f64()
-                            }
-                        })
-                    }
+                    NotebookFigure::Cell(stat) => stat.of(&nb.cells),
                     NotebookFigure::FailureRatio => ratio(&[&nb.runs]),
                     NotebookFigure::Failures => Some(nb.runs.failed() as f64),
                     NotebookFigure::Ok => Some(nb.runs.success as f64),
